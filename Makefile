@@ -1,0 +1,43 @@
+# poll — PGXS build of the extension, and the project's top-level targets.
+#
+#   make            build the extension        make install   install it (and poll-fanout)
+#   make run        private cluster + demo     make stop      stop what make run started
+#   make test       every suite, from scratch  make bench     benchmarks -> bench/RESULTS.md
+
+MODULE_big = poll
+OBJS = src/poll.o src/cache.o src/vote.o src/worker.o
+EXTENSION = poll
+DATA = poll--1.0.sql
+PGFILEDESC = "poll - live polls inside PostgreSQL"
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PG_CPPFLAGS = -Isrc
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers -Wno-cast-function-type
+
+# no LLVM bitcode: JIT inlining of the vote path buys nothing, and clang
+# need not be installed
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: deps run stop test bench fanout
+
+deps:
+	@scripts/deps.sh
+
+fanout:
+	$(MAKE) -C fanout
+
+run: deps
+	@scripts/run.sh start
+
+stop:
+	@scripts/run.sh stop
+
+test: deps
+	@test/run.sh
+
+bench: deps
+	@bench/run.sh

@@ -1,0 +1,787 @@
+/*
+ * vote.c — the vote path: cast_vote, cast_votes and retract_vote.
+ *
+ * A vote writes its ballot (poll.ballot, one row per voter per poll) and,
+ * in the same statement, the change records that describe it (poll.change:
+ * +1/-1 per option and segment).  It never touches a shared counter: the
+ * tallies are folded later from the change records (poll.fold()), so
+ * concurrent voters on one hot poll never wait for each other.
+ *
+ * Invariants this file keeps, at every commit:
+ *	- a voter has at most one ballot per poll: the primary key of
+ *	  poll.ballot; a second session casting for the same voter waits in
+ *	  INSERT ... ON CONFLICT for the first and then sees its ballot;
+ *	- for every ballot row inserted, updated or deleted, change records
+ *	  with exactly the opposite and new deltas are written in the same
+ *	  transaction, so ballots = folded tallies + pending changes;
+ *	- a change reads the old ballot under FOR UPDATE (or takes it from
+ *	  DELETE ... RETURNING), so a change racing a retraction or another
+ *	  change records the deltas of the row version it actually replaced;
+ *	- every rule (poll exists, kind, open, options, voter, segment,
+ *	  allow_change) is checked before anything is written, or the error
+ *	  aborts the statement that wrote it: no partial write survives.
+ *
+ * Statements run as the owner of the extension's tables (like SECURITY
+ * DEFINER, without its per-call cost), and name every table, function and
+ * operator with its schema, so the caller's search_path cannot redirect
+ * them.  Their plans are prepared once per session.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "poll.h"
+
+PG_FUNCTION_INFO_V1(poll_cast_vote);
+PG_FUNCTION_INFO_V1(poll_cast_vote_multi);
+PG_FUNCTION_INFO_V1(poll_cast_votes);
+PG_FUNCTION_INFO_V1(poll_retract_vote);
+
+/* A statement of the vote path, prepared on first use. */
+typedef struct VoteStatement
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[6];
+	SPIPlanPtr	plan;
+} VoteStatement;
+
+/*
+ * A new ballot and its change records; SPI_processed is the number of
+ * change records, 0 when the voter already had a ballot.
+ * $1 poll, $2 voter, $3 options, $4 segment.
+ */
+static VoteStatement insert_ballot = {
+	"WITH b AS ("
+	"  INSERT INTO poll.ballot (poll_id, voter, options, segment, cast_at)"
+	"  VALUES ($1, $2, $3, $4, pg_catalog.now())"
+	"  ON CONFLICT (poll_id, voter) DO NOTHING"
+	"  RETURNING 1)"
+	" INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
+	" SELECT $1, o.option_id, $4, 1, (o.ord OPERATOR(pg_catalog.=) 1)::int, pg_catalog.now()"
+	"   FROM b, pg_catalog.unnest($3) WITH ORDINALITY AS o(option_id, ord)",
+	4, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTOID}
+};
+
+/* The voter's ballot, locked.  $1 poll, $2 voter. */
+static VoteStatement lock_ballot = {
+	"SELECT options, segment FROM poll.ballot"
+	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2"
+	" FOR UPDATE",
+	2, {INT8OID, TEXTOID}
+};
+
+/*
+ * Replaces a locked ballot.  $1 poll, $2 voter, $3 new options, $4 new
+ * segment, $5 old options, $6 old segment.
+ */
+static VoteStatement change_ballot = {
+	"WITH u AS ("
+	"  UPDATE poll.ballot SET options = $3, segment = $4, cast_at = pg_catalog.now()"
+	"   WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2)"
+	" INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
+	" SELECT $1, n.o, $4, 1, 0, pg_catalog.now() FROM pg_catalog.unnest($3) AS n(o)"
+	" UNION ALL"
+	" SELECT $1, p.o, $6, -1, 0, pg_catalog.now() FROM pg_catalog.unnest($5) AS p(o)",
+	6, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTOID, INT4ARRAYOID, TEXTOID}
+};
+
+/* Deletes a ballot; SPI_processed is 0 when there was none.  $1 poll, $2 voter. */
+static VoteStatement delete_ballot = {
+	"WITH d AS ("
+	"  DELETE FROM poll.ballot"
+	"   WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2"
+	"  RETURNING options, segment)"
+	" INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
+	" SELECT $1, o.option_id, d.segment, -1,"
+	"        (o.ord OPERATOR(pg_catalog.=) 1)::int OPERATOR(pg_catalog.*) -1, pg_catalog.now()"
+	"   FROM d, pg_catalog.unnest(d.options) WITH ORDINALITY AS o(option_id, ord)",
+	2, {INT8OID, TEXTOID}
+};
+
+/*
+ * Bulk: new single-option ballots, with one change record per (option,
+ * segment) group; returns how many ballots were inserted.
+ * $1 poll, $2 voters, $3 options, $4 segments (NULL: none).
+ */
+static VoteStatement insert_ballots = {
+	"WITH ins AS ("
+	"  INSERT INTO poll.ballot AS b (poll_id, voter, options, segment, cast_at)"
+	"  SELECT $1, u.voter, ARRAY[u.option_id], u.segment, pg_catalog.now()"
+	"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
+	"         AS u(voter, option_id, segment)"
+	"  ON CONFLICT (poll_id, voter) DO NOTHING"
+	"  RETURNING b.options[1] AS option_id, b.segment),"
+	" ch AS ("
+	"  INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
+	"  SELECT $1, i.option_id, i.segment, pg_catalog.count(*), pg_catalog.count(*), pg_catalog.now()"
+	"    FROM ins i GROUP BY i.option_id, i.segment)"
+	" SELECT pg_catalog.count(*) FROM ins",
+	4, {INT8OID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID}
+};
+
+/* Bulk: the existing ballots of these voters, locked.  $1 poll, $2 voters. */
+static VoteStatement lock_ballots = {
+	"SELECT u.ord, b.options[1], b.segment"
+	"  FROM ROWS FROM (pg_catalog.unnest($2)) WITH ORDINALITY AS u(voter, ord)"
+	"  JOIN poll.ballot b ON b.poll_id OPERATOR(pg_catalog.=) $1"
+	"                    AND b.voter OPERATOR(pg_catalog.=) u.voter"
+	" ORDER BY u.ord"
+	"   FOR UPDATE OF b",
+	2, {INT8OID, TEXTARRAYOID}
+};
+
+/*
+ * Bulk: replaces locked single-option ballots.  $1 poll, $2 voters, $3 new
+ * options, $4 new segments, $5 old options, $6 old segments.
+ */
+static VoteStatement change_ballots = {
+	"WITH u AS ("
+	"  UPDATE poll.ballot b"
+	"     SET options = ARRAY[x.option_id], segment = x.segment, cast_at = pg_catalog.now()"
+	"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
+	"         AS x(voter, option_id, segment)"
+	"   WHERE b.poll_id OPERATOR(pg_catalog.=) $1 AND b.voter OPERATOR(pg_catalog.=) x.voter)"
+	" INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
+	" SELECT $1, d.option_id, d.segment, pg_catalog.sum(d.votes), 0, pg_catalog.now()"
+	"   FROM (SELECT n.option_id, n.segment, 1 AS votes"
+	"           FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS n(option_id, segment)"
+	"         UNION ALL"
+	"         SELECT o.option_id, o.segment, -1"
+	"           FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6)) AS o(option_id, segment)) d"
+	"  GROUP BY d.option_id, d.segment",
+	6, {INT8OID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID}
+};
+
+/* The caller's identity, saved while the vote path runs as the owner. */
+typedef struct VoteSession
+{
+	Oid			userid;
+	int			sec_context;
+} VoteSession;
+
+static void vote_begin(VoteSession *s);
+static void vote_end(VoteSession *s);
+static void run(VoteStatement *st, Datum *args, const char *nulls, int expect);
+static PollInfo lookup_open_poll(int64 poll_id);
+static void check_text(text *value, const char *what, int max_chars, int element);
+static int	normalize_options(const PollInfo *poll, int32 *options, int n);
+static Datum options_datum(const int32 *options, int n);
+static const char *cast_ballot(const PollInfo *poll, Datum voter,
+							   const int32 *options, int n,
+							   Datum segment, bool segment_null);
+
+#define ELEMENT_DETAIL(element) \
+	((element) > 0 ? errdetail("In element %d.", (element)) : 0)
+
+static void
+vote_begin(VoteSession *s)
+{
+	Oid			owner;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	owner = poll_owner();
+	GetUserIdAndSecContext(&s->userid, &s->sec_context);
+	SetUserIdAndSecContext(owner, s->sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* On error, transaction abort restores the user and closes SPI instead. */
+static void
+vote_end(VoteSession *s)
+{
+	SetUserIdAndSecContext(s->userid, s->sec_context);
+	SPI_finish();
+}
+
+static void
+run(VoteStatement *st, Datum *args, const char *nulls, int expect)
+{
+	int			rc;
+
+	if (st->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(st->sql, st->nargs, st->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		st->plan = plan;
+	}
+	rc = SPI_execute_plan(st->plan, args, nulls, false, 0);
+	if (rc != expect)
+		elog(ERROR, "vote statement failed: %s", SPI_result_code_string(rc));
+}
+
+/* The poll's settings, after checking that it accepts votes now. */
+static PollInfo
+lookup_open_poll(int64 poll_id)
+{
+	PollInfo	poll = *poll_info(poll_id);
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (poll.closed || (poll.has_closes_at && now >= poll.closes_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("poll " INT64_FORMAT " is closed", poll_id)));
+	if (now < poll.opens_at)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("poll " INT64_FORMAT " is not open yet", poll_id),
+				 errdetail("It opens at %s.", timestamptz_to_str(poll.opens_at))));
+	return poll;
+}
+
+/* A voter or segment: 1 to max_chars characters. */
+static void
+check_text(text *value, const char *what, int max_chars, int element)
+{
+	int			bytes = VARSIZE_ANY_EXHDR(value);
+	int			chars;
+
+	if (bytes == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what),
+				 ELEMENT_DETAIL(element)));
+	if (bytes <= max_chars)
+		return;					/* never more characters than bytes */
+	chars = pg_mbstrlen_with_len(VARDATA_ANY(value), bytes);
+	if (chars > max_chars)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most %d characters, not %d", what, max_chars, chars),
+				 ELEMENT_DETAIL(element)));
+}
+
+static int
+cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Sorts a ballot's options and checks them against the poll: each exists,
+ * none twice, at most max_choices.  Returns the count.
+ */
+static int
+normalize_options(const PollInfo *poll, int32 *options, int n)
+{
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a ballot must choose at least one option")));
+	if (n > poll->max_choices)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a ballot in poll " INT64_FORMAT " may choose at most %d options, not %d",
+						poll->poll_id, poll->max_choices, n)));
+	for (int i = 0; i < n; i++)
+		if (options[i] < 1 || options[i] > poll->n_options)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option %d does not exist in poll " INT64_FORMAT,
+							options[i], poll->poll_id),
+					 errdetail("The poll's options are numbered 1 to %d.", poll->n_options)));
+	qsort(options, n, sizeof(int32), cmp_int32);
+	for (int i = 1; i < n; i++)
+		if (options[i] == options[i - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option %d is chosen more than once", options[i])));
+	return n;
+}
+
+static Datum
+options_datum(const int32 *options, int n)
+{
+	Datum		d[POLL_MAX_OPTIONS];
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int32GetDatum(options[i]);
+	return PointerGetDatum(construct_array(d, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+}
+
+static void
+refuse_change(const PollInfo *poll, const char *what, int element)
+{
+	if (element > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("%s not allowed in poll " INT64_FORMAT, what, poll->poll_id),
+				 errdetail("In element %d: the voter already has a ballot, and the poll does not allow changing it.",
+						   element)));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("%s not allowed in poll " INT64_FORMAT, what, poll->poll_id),
+			 errdetail("The poll does not allow changing or retracting a ballot.")));
+}
+
+/*
+ * One voter's ballot: insert it, or replace the one the voter has.  The
+ * loop runs again only when the ballot it found was retracted before it
+ * could lock it.
+ */
+static const char *
+cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
+			Datum segment, bool segment_null)
+{
+	Datum		opts = options_datum(options, n);
+
+	for (;;)
+	{
+		Datum		args[6] = {Int64GetDatum(poll->poll_id), voter, opts, segment};
+		char		nulls[6] = {' ', ' ', ' ', segment_null ? 'n' : ' ', ' ', ' '};
+		ArrayType  *old;
+		bool		isnull;
+		bool		old_segment_null;
+		Datum		old_segment;
+
+		run(&insert_ballot, args, nulls, SPI_OK_INSERT);
+		if (SPI_processed > 0)
+		{
+			poll_note_change_written();
+			return "cast";
+		}
+
+		run(&lock_ballot, args, nulls, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+
+		old = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+		old_segment = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+									&old_segment_null);
+		if (ArrayGetNItems(ARR_NDIM(old), ARR_DIMS(old)) == n &&
+			memcmp(ARR_DATA_PTR(old), options, n * sizeof(int32)) == 0)
+			return "unchanged";
+		if (!poll->allow_change)
+			refuse_change(poll, "changing a ballot is", 0);
+
+		args[4] = PointerGetDatum(old);
+		args[5] = old_segment;
+		nulls[5] = old_segment_null ? 'n' : ' ';
+		run(&change_ballot, args, nulls, SPI_OK_INSERT);
+		poll_note_change_written();
+		return "changed";
+	}
+}
+
+/*
+ * Both forms of cast_vote; array_form: the ballot was given as an array,
+ * which only multi-choice polls take.
+ */
+static const char *
+cast_vote(FunctionCallInfo fcinfo, int32 *options, int n, bool array_form)
+{
+	int64		poll_id = PG_GETARG_INT64(0);
+	text	   *voter = PG_GETARG_TEXT_PP(1);
+	bool		segment_null = PG_ARGISNULL(3);
+	Datum		segment = segment_null ? (Datum) 0 : PointerGetDatum(PG_GETARG_TEXT_PP(3));
+	VoteSession s;
+	PollInfo	poll;
+	const char *result;
+
+	check_text(voter, "voter", POLL_MAX_VOTER, 0);
+	if (!segment_null)
+		check_text((text *) DatumGetPointer(segment), "segment", POLL_MAX_SEGMENT, 0);
+
+	vote_begin(&s);
+	poll = *poll_info(poll_id);
+	if (array_form && !poll.multi)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("poll " INT64_FORMAT " is a single-choice poll", poll_id),
+				 errhint("Pass one option_id, not an array.")));
+	poll = lookup_open_poll(poll_id);
+	n = normalize_options(&poll, options, n);
+	result = cast_ballot(&poll, PointerGetDatum(voter), options, n, segment, segment_null);
+	vote_end(&s);
+	return result;
+}
+
+static void
+require_args(FunctionCallInfo fcinfo, int nargs, const char *const *names)
+{
+	for (int i = 0; i < nargs; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", names[i])));
+}
+
+/*
+ * poll.cast_vote(poll_id bigint, voter text, option_id int, segment text)
+ */
+Datum
+poll_cast_vote(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"poll_id", "voter", "option_id"};
+	int32		option;
+
+	require_args(fcinfo, 3, names);
+	option = PG_GETARG_INT32(2);
+	PG_RETURN_TEXT_P(cstring_to_text(cast_vote(fcinfo, &option, 1, false)));
+}
+
+/*
+ * poll.cast_vote(poll_id bigint, voter text, option_ids int[], segment text)
+ */
+Datum
+poll_cast_vote_multi(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"poll_id", "voter", "option_ids"};
+	ArrayType  *array;
+	int32		options[POLL_MAX_OPTIONS];
+	int			n;
+
+	require_args(fcinfo, 3, names);
+	array = PG_GETARG_ARRAYTYPE_P(2);
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option_ids must be a one-dimensional array")));
+	if (array_contains_nulls(array))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("option_ids must not contain nulls")));
+	n = ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array));
+	if (n > POLL_MAX_OPTIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a ballot may choose at most %d options, not %d", POLL_MAX_OPTIONS, n)));
+	memcpy(options, ARR_DATA_PTR(array), n * sizeof(int32));
+	PG_RETURN_TEXT_P(cstring_to_text(cast_vote(fcinfo, options, n, true)));
+}
+
+/*
+ * poll.retract_vote(poll_id bigint, voter text)
+ */
+Datum
+poll_retract_vote(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"poll_id", "voter"};
+	VoteSession s;
+	PollInfo	poll;
+	Datum		args[2];
+	bool		removed;
+
+	require_args(fcinfo, 2, names);
+	check_text(PG_GETARG_TEXT_PP(1), "voter", POLL_MAX_VOTER, 0);
+
+	vote_begin(&s);
+	poll = lookup_open_poll(PG_GETARG_INT64(0));
+	if (!poll.allow_change)
+		refuse_change(&poll, "retracting a ballot is", 0);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	run(&delete_ballot, args, NULL, SPI_OK_INSERT);
+	removed = SPI_processed > 0;
+	if (removed)
+		poll_note_change_written();
+	vote_end(&s);
+	PG_RETURN_BOOL(removed);
+}
+
+/* ---- bulk ingest ---- */
+
+typedef struct VoterRef
+{
+	const char *data;
+	int			len;
+	int			index;
+} VoterRef;
+
+static int
+cmp_voter(const void *a, const void *b)
+{
+	const VoterRef *x = a;
+	const VoterRef *y = b;
+	int			c;
+
+	if (x->len != y->len)
+		return (x->len > y->len) - (x->len < y->len);
+	c = memcmp(x->data, y->data, x->len);
+	if (c != 0)
+		return c;
+	return (x->index > y->index) - (x->index < y->index);
+}
+
+/* A one-dimensional array's elements; NULL elements are reported by the caller. */
+static int
+array_elements(ArrayType *a, const char *name, Oid type, Datum **values, bool **nulls)
+{
+	int			n;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a one-dimensional array", name)));
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	deconstruct_array(a, type, typlen, typbyval, typalign, values, nulls, &n);
+	return n;
+}
+
+/*
+ * Checks every element, in order, so that the error names the first bad
+ * one.  Returns nothing: any bad element aborts the call.
+ */
+static void
+check_elements(const PollInfo *poll, int n, Datum *voters, bool *voter_nulls,
+			   Datum *options, bool *option_nulls, Datum *segments, bool *segment_nulls)
+{
+	VoterRef   *refs = palloc(n * sizeof(VoterRef));
+	bool	   *repeated = palloc0(n * sizeof(bool));
+	int			m = 0;
+
+	/* a voter twice in one call: every occurrence after the first is bad */
+	for (int i = 0; i < n; i++)
+		if (!voter_nulls[i])
+		{
+			text	   *t = (text *) DatumGetPointer(voters[i]);
+
+			refs[m].data = VARDATA_ANY(t);
+			refs[m].len = VARSIZE_ANY_EXHDR(t);
+			refs[m].index = i;
+			m++;
+		}
+	qsort(refs, m, sizeof(VoterRef), cmp_voter);
+	for (int i = 1; i < m; i++)
+		if (refs[i].len == refs[i - 1].len &&
+			memcmp(refs[i].data, refs[i - 1].data, refs[i].len) == 0)
+			repeated[refs[i].index] = true;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			element = i + 1;
+
+		if (voter_nulls[i] || option_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", voter_nulls[i] ? "voter" : "option_id"),
+					 ELEMENT_DETAIL(element)));
+		check_text((text *) DatumGetPointer(voters[i]), "voter", POLL_MAX_VOTER, element);
+		if (segments != NULL && !segment_nulls[i])
+			check_text((text *) DatumGetPointer(segments[i]), "segment", POLL_MAX_SEGMENT, element);
+		if (DatumGetInt32(options[i]) < 1 || DatumGetInt32(options[i]) > poll->n_options)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option %d does not exist in poll " INT64_FORMAT,
+							DatumGetInt32(options[i]), poll->poll_id),
+					 errdetail("In element %d; the poll's options are numbered 1 to %d.",
+							   element, poll->n_options)));
+		if (repeated[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("voter \"%s\" appears more than once",
+							text_to_cstring((text *) DatumGetPointer(voters[i]))),
+					 ELEMENT_DETAIL(element)));
+	}
+	pfree(refs);
+	pfree(repeated);
+}
+
+static ArrayType *
+text_array(Datum *values, bool *nulls, int n)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	return construct_md_array(values, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+static ArrayType *
+int4_array(Datum *values, int n)
+{
+	return construct_array(values, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);
+}
+
+/*
+ * Replaces the ballots of voters who already had one; returns how many
+ * changed.  Sets *missing for elements whose ballot was neither inserted
+ * by us nor found (retracted meanwhile): the caller inserts them again.
+ */
+static int64
+change_existing(const PollInfo *poll, int n, Datum *voters, Datum *options,
+				Datum *segments, bool *segment_nulls, bool *missing)
+{
+	Datum		args[6];
+	int			nchanged = 0;
+	Datum	   *v = palloc(n * sizeof(Datum));
+	Datum	   *new_opt = palloc(n * sizeof(Datum));
+	Datum	   *new_seg = palloc(n * sizeof(Datum));
+	bool	   *new_seg_null = palloc(n * sizeof(bool));
+	Datum	   *old_opt = palloc(n * sizeof(Datum));
+	Datum	   *old_seg = palloc(n * sizeof(Datum));
+	bool	   *old_seg_null = palloc(n * sizeof(bool));
+
+	args[0] = Int64GetDatum(poll->poll_id);
+	args[1] = PointerGetDatum(text_array(voters, NULL, n));
+	run(&lock_ballots, args, NULL, SPI_OK_SELECT);
+
+	for (int i = 0; i < n; i++)
+		missing[i] = true;
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			i = (int) DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull)) - 1;
+		int32		old = DatumGetInt32(SPI_getbinval(row, desc, 2, &isnull));
+		bool		seg_null;
+		Datum		seg = SPI_getbinval(row, desc, 3, &seg_null);
+
+		missing[i] = false;
+		if (old == DatumGetInt32(options[i]))
+			continue;			/* inserted by this call, or unchanged */
+		if (!poll->allow_change)
+			refuse_change(poll, "changing a ballot is", i + 1);
+		v[nchanged] = voters[i];
+		new_opt[nchanged] = options[i];
+		new_seg[nchanged] = segments ? segments[i] : (Datum) 0;
+		new_seg_null[nchanged] = segments ? segment_nulls[i] : true;
+		old_opt[nchanged] = Int32GetDatum(old);
+		old_seg[nchanged] = seg_null ? (Datum) 0 : datumCopy(seg, false, -1);
+		old_seg_null[nchanged] = seg_null;
+		nchanged++;
+	}
+
+	if (nchanged > 0)
+	{
+		args[1] = PointerGetDatum(text_array(v, NULL, nchanged));
+		args[2] = PointerGetDatum(int4_array(new_opt, nchanged));
+		args[3] = PointerGetDatum(text_array(new_seg, new_seg_null, nchanged));
+		args[4] = PointerGetDatum(int4_array(old_opt, nchanged));
+		args[5] = PointerGetDatum(text_array(old_seg, old_seg_null, nchanged));
+		run(&change_ballots, args, NULL, SPI_OK_INSERT);
+	}
+	return nchanged;
+}
+
+/*
+ * poll.cast_votes(poll_id bigint, voters text[], option_ids int[], segments text[])
+ *
+ * All or nothing: every element is checked before anything is written;
+ * an error found while writing aborts the whole call.  The common case,
+ * new voters, is one statement; voters who already had a ballot take a
+ * second pass that locks and replaces their ballots.
+ */
+Datum
+poll_cast_votes(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"poll_id", "voters", "option_ids"};
+	VoteSession s;
+	PollInfo	poll;
+	Datum	   *voters,
+			   *options,
+			   *segments = NULL;
+	bool	   *voter_nulls,
+			   *option_nulls,
+			   *segment_nulls = NULL;
+	int			n,
+				nopt;
+	int64		count = 0;
+	bool	   *missing;
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	require_args(fcinfo, 3, names);
+	n = array_elements(PG_GETARG_ARRAYTYPE_P(1), "voters", TEXTOID, &voters, &voter_nulls);
+	nopt = array_elements(PG_GETARG_ARRAYTYPE_P(2), "option_ids", INT4OID, &options, &option_nulls);
+	if (nopt != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("voters and option_ids must have the same length, not %d and %d", n, nopt)));
+	if (!PG_ARGISNULL(3))
+	{
+		int			nseg = array_elements(PG_GETARG_ARRAYTYPE_P(3), "segments", TEXTOID,
+										  &segments, &segment_nulls);
+
+		if (nseg != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("segments must be null or as long as voters, not %d and %d", nseg, n)));
+	}
+
+	vote_begin(&s);
+	poll = *poll_info(PG_GETARG_INT64(0));
+	if (poll.multi)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("poll " INT64_FORMAT " is a multi-choice poll", poll.poll_id),
+				 errhint("cast_votes takes single-choice polls; use cast_vote with an array of options.")));
+	poll = lookup_open_poll(poll.poll_id);
+	check_elements(&poll, n, voters, voter_nulls, options, option_nulls, segments, segment_nulls);
+	if (n == 0)
+	{
+		vote_end(&s);
+		PG_RETURN_INT64(0);
+	}
+
+	missing = palloc(n * sizeof(bool));
+	args[0] = Int64GetDatum(poll.poll_id);
+	for (;;)
+	{
+		int64		inserted;
+		int			nmissing = 0;
+		bool		isnull;
+
+		args[1] = PointerGetDatum(text_array(voters, NULL, n));
+		args[2] = PointerGetDatum(int4_array(options, n));
+		if (segments != NULL)
+			args[3] = PointerGetDatum(text_array(segments, segment_nulls, n));
+		else
+			nulls[3] = 'n';
+		run(&insert_ballots, args, nulls, SPI_OK_SELECT);
+		inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											   1, &isnull));
+		count += inserted;
+		if (inserted > 0)
+			poll_note_change_written();
+		if (inserted == n)
+			break;
+
+		count += change_existing(&poll, n, voters, options, segments, segment_nulls, missing);
+		if (count > 0)
+			poll_note_change_written();
+
+		/* voters whose ballot vanished between the two passes go round again */
+		for (int i = 0; i < n; i++)
+			if (missing[i])
+			{
+				voters[nmissing] = voters[i];
+				options[nmissing] = options[i];
+				if (segments != NULL)
+				{
+					segments[nmissing] = segments[i];
+					segment_nulls[nmissing] = segment_nulls[i];
+				}
+				nmissing++;
+			}
+		if (nmissing == 0)
+			break;
+		n = nmissing;
+		CHECK_FOR_INTERRUPTS();
+	}
+	vote_end(&s);
+	PG_RETURN_INT64(count);
+}

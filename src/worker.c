@@ -1,0 +1,244 @@
+/*
+ * worker.c — the background worker that folds votes continuously.
+ *
+ * One worker per cluster, serving the database poll.database.  It sleeps
+ * on its latch, which every session sets at the commit of a transaction
+ * that voted (poll.c), so a vote is folded as soon as it commits; under
+ * load the latch is set again while a fold runs, and the next fold absorbs
+ * everything committed meanwhile.  poll.fold_interval bounds the sleep.
+ * Every 500 ms it also records status changes made by the clock, and
+ * applies rollup retention.
+ *
+ * Each unit of work is its own transaction.  An error is logged, counted
+ * in shared memory and retried with backoff: the worker never exits on an
+ * ERROR (no crash loop).  Folding is poll.fold(), which is safe to run
+ * concurrently with a manual poll.fold() (see poll--1.0.sql).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "poll.h"
+
+#define TICK_MS			500		/* status clock and retention */
+#define MAX_BACKOFF_MS	30000
+
+typedef enum StepResult
+{
+	STEP_OK,
+	STEP_NO_EXTENSION,
+	STEP_FAILED
+} StepResult;
+
+static void worker_detach(int code, Datum arg);
+static StepResult run_step(const char *activity, void (*step) (void));
+static void fold_step(void);
+static void tick_step(void);
+
+void
+poll_register_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	snprintf(worker.bgw_name, BGW_MAXLEN, "poll fold worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "poll fold worker");
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "poll");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "poll_worker_main");
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+worker_detach(int code, Datum arg)
+{
+	SpinLockAcquire(&poll_shared->mutex);
+	poll_shared->worker_latch = NULL;
+	poll_shared->worker_pid = 0;
+	SpinLockRelease(&poll_shared->mutex);
+}
+
+static bool extension_missing_logged = false;
+
+/*
+ * Runs one step in its own transaction.  Returns STEP_NO_EXTENSION when
+ * the extension is not installed (logged once until it appears).
+ */
+static StepResult
+run_step(const char *activity, void (*step) (void))
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	volatile StepResult result = STEP_OK;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if (!OidIsValid(get_extension_oid("poll", true)))
+		{
+			if (!extension_missing_logged)
+				ereport(LOG,
+						(errmsg("poll fold worker: extension \"poll\" is not installed in database \"%s\"; waiting for CREATE EXTENSION poll",
+								poll_database)));
+			extension_missing_logged = true;
+			result = STEP_NO_EXTENSION;
+		}
+		else
+		{
+			if (extension_missing_logged)
+				ereport(LOG,
+						(errmsg("poll fold worker: extension \"poll\" found in database \"%s\"; folding",
+								poll_database)));
+			extension_missing_logged = false;
+			pgstat_report_activity(STATE_RUNNING, activity);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			PushActiveSnapshot(GetTransactionSnapshot());
+			step();
+			PopActiveSnapshot();
+			SPI_finish();
+		}
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		AbortCurrentTransaction();
+		FlushErrorState();
+
+		SpinLockAcquire(&poll_shared->mutex);
+		poll_shared->errors++;
+		strlcpy(poll_shared->last_error, edata->message, sizeof(poll_shared->last_error));
+		SpinLockRelease(&poll_shared->mutex);
+		FreeErrorData(edata);
+		result = STEP_FAILED;
+	}
+	PG_END_TRY();
+
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return result;
+}
+
+static void
+fold_step(void)
+{
+	bool		isnull;
+	int64		folded;
+
+	if (SPI_execute("SELECT poll.fold()", false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "poll.fold() failed");
+	folded = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	SpinLockAcquire(&poll_shared->mutex);
+	poll_shared->last_fold_at = GetCurrentTimestamp();
+	poll_shared->folds++;
+	poll_shared->changes_folded += folded;
+	SpinLockRelease(&poll_shared->mutex);
+}
+
+static void
+tick_step(void)
+{
+	char		sql[200];
+
+	if (SPI_execute("SELECT poll._record_status()", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "poll._record_status() failed");
+	snprintf(sql, sizeof(sql),
+			 "SELECT poll._apply_retention(make_interval(secs => %d), make_interval(secs => %d))",
+			 poll_minute_retention_s, poll_hour_retention_s);
+	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "poll._apply_retention() failed");
+}
+
+void
+poll_worker_main(Datum arg)
+{
+	TimestampTz next_tick = 0;
+	TimestampTz retry_at = 0;
+	int			backoff_ms = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(poll_database, NULL, 0);
+	pgstat_report_appname("poll fold worker");
+
+	SpinLockAcquire(&poll_shared->mutex);
+	poll_shared->worker_latch = MyLatch;
+	poll_shared->worker_pid = MyProcPid;
+	strlcpy(poll_shared->database, poll_database, NAMEDATALEN);
+	poll_shared->started_at = GetCurrentTimestamp();
+	SpinLockRelease(&poll_shared->mutex);
+	before_shmem_exit(worker_detach, (Datum) 0);
+
+	ereport(LOG,
+			(errmsg("poll fold worker started for database \"%s\"", poll_database)));
+
+	for (;;)
+	{
+		StepResult	r = STEP_OK;
+		long		timeout;
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* after a failure, even a vote's wake-up waits for the backoff */
+		now = GetCurrentTimestamp();
+		if (now >= retry_at)
+		{
+			r = run_step("folding", fold_step);
+			now = GetCurrentTimestamp();
+			if (r == STEP_OK && now >= next_tick)
+			{
+				r = run_step("recording status and applying retention", tick_step);
+				next_tick = TimestampTzPlusMilliseconds(now, TICK_MS);
+			}
+			if (r == STEP_OK)
+				backoff_ms = 0;
+			else if (r == STEP_NO_EXTENSION)
+				backoff_ms = 1000;
+			else
+				backoff_ms = Min(MAX_BACKOFF_MS, Max(1000, backoff_ms * 2));
+			retry_at = TimestampTzPlusMilliseconds(now, backoff_ms);
+		}
+
+		if (now < retry_at)
+			timeout = Max(1, TimestampDifferenceMilliseconds(now, retry_at));
+		else
+			timeout = Min(poll_fold_interval_ms,
+						  Max(1, TimestampDifferenceMilliseconds(now, next_tick)));
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
