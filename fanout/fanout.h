@@ -1,0 +1,233 @@
+/*
+ * fanout.h — the shared types of poll-fanout: the one context struct, the
+ * poll cache, sessions (WebSocket, SSE, HTTP snapshot) and subscriptions.
+ *
+ * Ownership, in one place:
+ *   struct fanout        owns everything; one per process, reached from any
+ *                        lws callback through lws_context_user().
+ *   struct poll          cached state of one poll (the latest poll.tally row
+ *                        with the highest version, plus title and labels);
+ *                        lives while a subscription or a waiting HTTP request
+ *                        refers to it (polls.c).
+ *   struct subscription  one (session, poll) pair; holds what was last sent,
+ *                        never a queue of messages, so a slow client costs
+ *                        one struct per subscription whatever the vote rate.
+ *   struct session       the per-wsi user data of lws (clients.c, http.c).
+ *   struct db            the two libpq connections (replication.c).
+ */
+#ifndef FANOUT_H
+#define FANOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <libwebsockets.h>
+
+#include "auth.h"
+#include "pgoutput.h"
+#include "protocol.h"
+
+#define MAX_OPTIONS			64
+#define MAX_SUBSCRIPTIONS	64
+#define MAX_FRAME			4096
+#define RATE_PER_SEC		20
+#define RATE_BURST			40
+#define WRITE_TIMEOUT_SECS	30
+#define POLL_BUCKETS		1024
+#define OUTQ_MAX			16		/* pongs and errors waiting for a write */
+#define SCRATCH_SIZE		(256 * 1024)
+
+enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
+enum poll_status { STATUS_SCHEDULED, STATUS_OPEN, STATUS_CLOSED };
+
+struct session;
+
+struct poll {
+	int64_t			id;
+	enum poll_state	state;
+	char		   *title;			/* NULL until the snapshot arrived */
+	char		  **labels;
+	int				n_options;
+
+	/* the latest row: from the snapshot or the stream, highest version wins */
+	bool			have_row;
+	int64_t			version;
+	int64_t			status_version;	/* version at which status last changed */
+	int64_t			tally_version;	/* version at which ballots/votes last changed */
+	int64_t			base_version;	/* first version known in full; older => snapshot */
+	enum poll_status status;
+	int64_t			ballots;
+	int				n_votes;
+	int64_t			votes[MAX_OPTIONS];
+
+	bool			queued;			/* waiting in the snapshot queue */
+	struct poll	   *next_queued;
+	struct poll	   *next_in_bucket;
+	struct subscription *subs;		/* doubly linked through sub->poll_next */
+	int				n_subs;
+};
+
+struct subscription {
+	struct poll	   *poll;
+	struct session *sess;
+	struct subscription *poll_prev, *poll_next;
+	int64_t			sent_version;	/* last version the client has */
+	bool			need_snapshot;	/* first message of this subscription */
+	bool			dirty;
+	int64_t			last_sent_us;
+};
+
+enum session_kind { SESS_NONE, SESS_WS, SESS_SSE, SESS_HTTP_SNAPSHOT, SESS_HTTP_STATIC };
+
+struct outmsg {
+	char		   *text;
+	size_t			len;
+	bool			close_after;	/* rate_limited: close once sent */
+};
+
+struct session {
+	enum session_kind kind;
+	struct lws	   *wsi;
+	struct fanout  *f;
+	bool			counted;		/* included in f->n_clients */
+	lws_sorted_usec_list_t sul;		/* throttle window end */
+	int				n_subs;
+	struct subscription *subs[MAX_SUBSCRIPTIONS];
+	struct outmsg	outq[OUTQ_MAX];
+	int				outq_head, outq_len;
+	bool			closing;		/* close after the queued messages */
+	bool			write_armed;	/* the 30 s write timeout is running */
+	struct grant	grant;
+
+	/* WebSocket input: one message, reassembled from fragments */
+	char			rx[MAX_FRAME + 1];
+	size_t			rx_len;
+	double			tokens;			/* rate limit bucket */
+	int64_t			tokens_at_us;
+
+	/* HTTP responses */
+	bool			headers_sent;
+	int				http_status;
+	const char	   *body;			/* static body, not owned */
+	size_t			body_len, body_sent;
+	char		   *dyn_body;		/* owned body (json) */
+};
+
+struct metrics {
+	uint64_t		messages_sent;
+	uint64_t		bytes_sent;
+	uint64_t		coalesced;
+	uint64_t		reconnects;
+	uint64_t		rejected_inputs;
+	uint64_t		rejected_clients;
+	uint64_t		stream_rows;
+	uint64_t		snapshots;
+	uint64_t		slow_disconnects;
+};
+
+enum repl_state { REPL_DOWN, REPL_SLOT, REPL_STARTING, REPL_STREAMING };
+
+struct db {
+	PGconn		   *repl;
+	struct lws	   *repl_wsi;
+	enum repl_state	state;
+	PGconn		   *query;
+	struct lws	   *query_wsi;
+	bool			query_busy;
+	int64_t			query_poll;		/* poll id of the snapshot in flight */
+	struct poll	   *queue_head, *queue_tail;
+	char			slot[64];
+	uint64_t		received_lsn;	/* end of the last XLogData processed */
+	uint64_t		server_end;		/* latest end of WAL the server reported */
+	int64_t			last_status_us;
+	int64_t			last_msg_us;
+	int64_t			last_commit_ts;	/* commit time of the last transaction (PG epoch us) */
+	bool			resynced;		/* every cached poll re-snapshotted since streaming */
+	int				backoff_ms;
+	char			last_error[256];
+	lws_sorted_usec_list_t retry_sul;
+	lws_sorted_usec_list_t status_sul;
+	struct pgo_relcache rels;
+};
+
+struct fanout {
+	/* flags */
+	const char	   *conninfo;
+	char			listen_host[128];
+	int				listen_port;
+	const char	   *publication;
+	int				throttle_ms;
+	const char	   *tls_cert, *tls_key;
+	int				max_clients;
+	const char	   *web_root;
+	bool			verbose;
+	unsigned char	jwt_secret[512];
+	size_t			jwt_secret_len;
+	bool			jwt;
+
+	struct lws_context *lws;
+	struct lws_vhost *vhost;
+	bool			stopping;
+
+	struct poll	   *buckets[POLL_BUCKETS];
+	int				n_polls;
+	int				n_clients_ws, n_clients_sse;
+	int				n_subscriptions;
+	struct db		db;
+	struct metrics	m;
+	unsigned char  *scratch;		/* LWS_PRE + SCRATCH_SIZE, for rendering */
+};
+
+/* main.c */
+void		logmsg(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+int64_t		now_us(void);
+
+/* polls.c */
+struct poll *poll_find(struct fanout *f, int64_t id);
+struct poll *poll_get(struct fanout *f, int64_t id);	/* find or create (LOADING) */
+void		poll_release_if_unused(struct fanout *f, struct poll *p);
+void		poll_apply_row(struct fanout *f, struct poll *p, const struct tally_row *row);
+void		poll_apply_snapshot(struct fanout *f, struct poll *p, const char *title,
+								char **labels, int n_labels, const struct tally_row *row);
+void		poll_not_found(struct fanout *f, struct poll *p);
+void		poll_changed(struct fanout *f, struct poll *p);
+const char *status_name(enum poll_status s);
+struct subscription *sub_add(struct fanout *f, struct session *s, struct poll *p,
+							 int64_t version);
+void		sub_remove(struct fanout *f, struct subscription *sub);
+size_t		render_message(struct fanout *f, struct subscription *sub, char *out,
+						   size_t cap, int64_t *version);
+size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
+
+/* replication.c */
+void		db_start(struct fanout *f);
+void		db_stop(struct fanout *f);
+void		db_request_snapshot(struct fanout *f, struct poll *p);
+bool		db_healthy(const struct fanout *f);
+bool		db_connected(const struct fanout *f);
+int			db_raw_callback(struct lws *wsi, enum lws_callback_reasons reason,
+							void *user, void *in, size_t len);
+
+/* clients.c */
+int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
+						struct session *s, void *in, size_t len);
+void		session_mark_dirty(struct session *s);
+void		session_init(struct fanout *f, struct session *s, struct lws *wsi,
+						 enum session_kind kind);
+void		session_cleanup(struct session *s);
+int			session_write_updates(struct session *s);
+bool		session_may_see(struct fanout *f, struct session *s, int64_t poll_id);
+int			session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi);
+bool		clients_full(struct fanout *f);
+
+/* http.c */
+int			http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
+						  struct session *s, void *in, size_t len);
+int			http_writeable(struct fanout *f, struct session *s);
+
+/* metrics.c */
+size_t		metrics_render(struct fanout *f, char *out, size_t cap);
+
+#endif

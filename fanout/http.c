@@ -1,0 +1,296 @@
+/*
+ * http.c — the HTTP endpoints: the demo page and the browser client
+ * (built in, or from --web-root), GET /polls/ID (a snapshot), GET
+ * /polls/ID/events (Server-Sent Events), /healthz and /metrics.
+ * Snapshot and SSE requests wait, as a subscription, for the poll to load.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fanout.h"
+
+/* assets.S */
+extern const char asset_index_html[], asset_index_html_end[];
+extern const char asset_client_js[], asset_client_js_end[];
+
+static int	start_response(struct session *s, int status, const char *ctype,
+						   const char *body, size_t len, char *owned);
+static int	respond_error(struct session *s, int status, const char *code, const char *msg,
+						  int64_t poll);
+static int	serve_asset(struct fanout *f, struct session *s, const char *name,
+						const char *ctype);
+static int	parse_poll_path(const char *path, int64_t *id, bool *events);
+static int	write_headers(struct session *s, int status, const char *ctype, size_t len);
+
+static int
+write_headers(struct session *s, int status, const char *ctype, size_t len)
+{
+	unsigned char buf[LWS_PRE + 1024];
+	unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+
+	if (lws_add_http_common_headers(s->wsi, (unsigned) status, ctype,
+									len == (size_t) -1 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : len,
+									&p, end) ||
+		lws_add_http_header_by_name(s->wsi, (const unsigned char *) "cache-control:",
+									(const unsigned char *) "no-cache", 8, &p, end) ||
+		lws_add_http_header_by_name(s->wsi,
+									(const unsigned char *) "access-control-allow-origin:",
+									(const unsigned char *) "*", 1, &p, end) ||
+		lws_finalize_write_http_header(s->wsi, start, &p, end))
+		return -1;
+	s->headers_sent = true;
+	return 0;
+}
+
+/* headers now, the body at the next writeable callback */
+static int
+start_response(struct session *s, int status, const char *ctype, const char *body,
+			   size_t len, char *owned)
+{
+	free(s->dyn_body);
+	s->dyn_body = owned;
+	s->body = body;
+	s->body_len = len;
+	s->body_sent = 0;
+	s->http_status = status;
+	if (write_headers(s, status, ctype, len) < 0)
+		return -1;
+	lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
+static int
+respond_error(struct session *s, int status, const char *code, const char *msg, int64_t poll)
+{
+	char	   *body = malloc(1024);
+	size_t		n;
+
+	if (!body)
+		return -1;
+	n = render_error(body, 1024, code, msg, poll);
+	return start_response(s, status, "application/json", body, n, body);
+}
+
+static int
+serve_asset(struct fanout *f, struct session *s, const char *name, const char *ctype)
+{
+	if (f->web_root)
+	{
+		char		path[4096];
+		FILE	   *fp;
+		struct stat st;
+		char	   *body;
+
+		snprintf(path, sizeof(path), "%s/%s", f->web_root, name);
+		fp = fopen(path, "rb");
+		if (!fp || fstat(fileno(fp), &st) < 0 || st.st_size > 8 * 1024 * 1024)
+		{
+			if (fp)
+				fclose(fp);
+			logmsg("http: cannot read %s: %s", path, strerror(errno));
+			return respond_error(s, 404, "not_found", "no such file", -1);
+		}
+		body = malloc((size_t) st.st_size + 1);
+		if (!body || fread(body, 1, (size_t) st.st_size, fp) != (size_t) st.st_size)
+		{
+			free(body);
+			fclose(fp);
+			return respond_error(s, 500, "bad_request", "cannot read file", -1);
+		}
+		fclose(fp);
+		return start_response(s, 200, ctype, body, (size_t) st.st_size, body);
+	}
+	if (strcmp(name, "index.html") == 0)
+		return start_response(s, 200, ctype, asset_index_html,
+							  (size_t) (asset_index_html_end - asset_index_html), NULL);
+	return start_response(s, 200, ctype, asset_client_js,
+						  (size_t) (asset_client_js_end - asset_client_js), NULL);
+}
+
+/* "/polls/42" or "/polls/42/events": 0; not such a path: 1; bad id: -1 */
+static int
+parse_poll_path(const char *path, int64_t *id, bool *events)
+{
+	const char *p;
+	const char *slash;
+	size_t		n;
+
+	if (strncmp(path, "/polls/", 7) != 0)
+		return 1;
+	p = path + 7;
+	slash = strchr(p, '/');
+	n = slash ? (size_t) (slash - p) : strlen(p);
+	*events = false;
+	if (slash)
+	{
+		if (strcmp(slash, "/events") != 0)
+			return 1;
+		*events = true;
+	}
+	if (parse_int64(p, n, id) < 0 || *id <= 0)
+		return -1;
+	return 0;
+}
+
+int
+http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
+			  struct session *s, void *in, size_t len)
+{
+	(void) len;
+	switch (reason)
+	{
+		case LWS_CALLBACK_HTTP:
+			{
+				const char *path = in;
+				int64_t		id = 0;
+				bool		events = false;
+				int			r;
+				struct poll *p;
+
+				session_cleanup(s);
+				session_init(f, s, wsi, SESS_HTTP_STATIC);
+				if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+					return respond_error(s, 405, "bad_request", "only GET is served", -1);
+				if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)
+					return serve_asset(f, s, "index.html", "text/html; charset=utf-8");
+				if (strcmp(path, "/poll-client.js") == 0)
+					return serve_asset(f, s, "poll-client.js",
+									   "application/javascript; charset=utf-8");
+				if (strcmp(path, "/healthz") == 0)
+				{
+					char	   *body = malloc(512);
+					int			n;
+					bool		ok = db_healthy(f);
+
+					if (!body)
+						return -1;
+					n = snprintf(body, 512, "%s\n", ok ? "ok" :
+								 db_connected(f) ? "resyncing" :
+								 f->db.last_error[0] ? f->db.last_error : "not streaming");
+					return start_response(s, ok ? 200 : 503, "text/plain", body, (size_t) n, body);
+				}
+				if (strcmp(path, "/metrics") == 0)
+				{
+					char	   *body = malloc(16384);
+					size_t		n;
+
+					if (!body)
+						return -1;
+					n = metrics_render(f, body, 16384);
+					return start_response(s, 200, "text/plain; version=0.0.4", body, n, body);
+				}
+				r = parse_poll_path(path, &id, &events);
+				if (r > 0)
+					return respond_error(s, 404, "not_found", "no such endpoint", -1);
+				if (r < 0)
+				{
+					f->m.rejected_inputs++;
+					return respond_error(s, 400, "bad_request", "poll id must be a positive integer", -1);
+				}
+				if (session_auth_from_request(f, s, wsi) < 0 || !session_may_see(f, s, id))
+				{
+					f->m.rejected_inputs++;
+					return respond_error(s, 401, "unauthorized", "no valid token grants this poll", id);
+				}
+				if (events && clients_full(f))
+				{
+					f->m.rejected_clients++;
+					logmsg("client: refused, --max-clients %d reached", f->max_clients);
+					return respond_error(s, 503, "bad_request", "too many clients", id);
+				}
+				p = poll_find(f, id);
+				if ((!p || p->state == POLL_LOADING) && !db_connected(f))
+					return respond_error(s, 503, "bad_request", "postgres is away", id);
+				if (events)
+				{
+					grant_free(&s->grant);
+					session_init(f, s, wsi, SESS_SSE);
+					(void) session_auth_from_request(f, s, wsi);
+				}
+				else
+					s->kind = SESS_HTTP_SNAPSHOT;
+				p = poll_get(f, id);
+				if (!p || !sub_add(f, s, p, 0))
+					return -1;
+				return 0;
+			}
+		case LWS_CALLBACK_HTTP_WRITEABLE:
+			return http_writeable(f, s);
+		case LWS_CALLBACK_CLOSED_HTTP:
+			session_cleanup(s);
+			break;
+		default:
+			break;
+	}
+	return 0;
+}
+
+int
+http_writeable(struct fanout *f, struct session *s)
+{
+	if (!s->f)
+		return 0;
+	if ((s->kind == SESS_HTTP_SNAPSHOT || s->kind == SESS_SSE) && !s->headers_sent)
+	{
+		struct subscription *sub = s->n_subs ? s->subs[0] : NULL;
+		struct poll *p = sub ? sub->poll : NULL;
+
+		if (!p || p->state == POLL_LOADING)
+			return 0;			/* poll_changed() wakes us */
+		if (p->state == POLL_NOT_FOUND)
+		{
+			int64_t		id = p->id;
+
+			sub_remove(f, sub);
+			s->kind = SESS_HTTP_STATIC;
+			return respond_error(s, 404, "not_found", "no such poll", id);
+		}
+		if (s->kind == SESS_HTTP_SNAPSHOT)
+		{
+			char	   *body = malloc(SCRATCH_SIZE);
+			size_t		n = body ? render_snapshot_json(p, body, SCRATCH_SIZE) : 0;
+
+			sub_remove(f, sub);
+			s->kind = SESS_HTTP_STATIC;
+			if (!body)
+				return -1;
+			return start_response(s, 200, "application/json", body, n, body);
+		}
+		if (write_headers(s, 200, "text/event-stream", (size_t) -1) < 0)
+			return -1;
+		lws_http_mark_sse(s->wsi);
+		lws_callback_on_writable(s->wsi);
+		return 0;
+	}
+	if (s->kind == SESS_SSE)
+		return session_write_updates(s);
+	if (s->body_sent < s->body_len || (s->body_len == 0 && s->headers_sent && s->body_sent == 0))
+	{
+		size_t		chunk = s->body_len - s->body_sent;
+		unsigned char *buf;
+		int			final;
+
+		if (chunk > SCRATCH_SIZE)
+			chunk = SCRATCH_SIZE;
+		final = s->body_sent + chunk == s->body_len;
+		buf = f->scratch + LWS_PRE;
+		memcpy(buf, s->body + s->body_sent, chunk);
+		if (lws_write(s->wsi, buf, chunk, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int) chunk)
+			return -1;
+		s->body_sent += chunk;
+		if (s->body_len == 0)
+			s->body_sent = 1;	/* an empty body is sent once */
+		if (!final)
+		{
+			lws_callback_on_writable(s->wsi);
+			return 0;
+		}
+		lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
+		if (lws_http_transaction_completed(s->wsi))
+			return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,346 @@
+/*
+ * main.c — poll-fanout's entry point: the flags, the lws context with its
+ * two protocols (HTTP/WebSocket clients, raw libpq sockets), and the one
+ * single-threaded event loop everything runs in.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fanout.h"
+
+static volatile sig_atomic_t got_signal;
+static struct lws_context *signal_ctx;
+
+static void usage(FILE *out);
+static void die(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
+static void parse_flags(struct fanout *f, int argc, char **argv);
+static int	callback_main(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+						  void *in, size_t len);
+
+void
+logmsg(const char *fmt,...)
+{
+	va_list		ap;
+	char		ts[32];
+	struct timespec now;
+	struct tm	tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ poll-fanout: ", ts, now.tv_nsec / 1000000);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+			"usage: poll-fanout [--db CONNINFO] [--listen HOST:PORT] [--publication NAME] [--throttle MS]\n"
+			"                   [--jwt-secret-file FILE] [--tls-cert FILE --tls-key FILE] [--max-clients N]\n"
+			"                   [--web-root DIR] [--verbose]\n"
+			"\n"
+			"Pushes committed poll.tally changes, decoded from logical replication, to WebSocket\n"
+			"and Server-Sent Events clients.  Defaults: libpq's environment, 127.0.0.1:8080,\n"
+			"publication poll_feed, throttle 50 ms.\n");
+}
+
+static void
+die(const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "poll-fanout: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static long
+parse_long(const char *flag, const char *v, long min, long max)
+{
+	char	   *end;
+	long		n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < min || n > max)
+		die("%s must be an integer from %ld to %ld, not \"%s\"", flag, min, max, v);
+	return n;
+}
+
+static void
+readable_file(const char *flag, const char *path)
+{
+	if (access(path, R_OK) != 0)
+		die("%s %s: %s", flag, path, strerror(errno));
+}
+
+static void
+parse_flags(struct fanout *f, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"db", required_argument, NULL, 'd'},
+		{"listen", required_argument, NULL, 'l'},
+		{"publication", required_argument, NULL, 'p'},
+		{"throttle", required_argument, NULL, 't'},
+		{"jwt-secret-file", required_argument, NULL, 'j'},
+		{"tls-cert", required_argument, NULL, 'c'},
+		{"tls-key", required_argument, NULL, 'k'},
+		{"max-clients", required_argument, NULL, 'm'},
+		{"web-root", required_argument, NULL, 'w'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	const char *listen = "127.0.0.1:8080";
+	const char *jwt_file = NULL;
+	int			c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'd':
+				f->conninfo = optarg;
+				break;
+			case 'l':
+				listen = optarg;
+				break;
+			case 'p':
+				if (!*optarg || strlen(optarg) > 63)
+					die("--publication must be a name of 1 to 63 characters");
+				f->publication = optarg;
+				break;
+			case 't':
+				f->throttle_ms = (int) parse_long("--throttle", optarg, 0, 60000);
+				break;
+			case 'j':
+				jwt_file = optarg;
+				break;
+			case 'c':
+				f->tls_cert = optarg;
+				break;
+			case 'k':
+				f->tls_key = optarg;
+				break;
+			case 'm':
+				f->max_clients = (int) parse_long("--max-clients", optarg, 1, 10000000);
+				break;
+			case 'w':
+				f->web_root = optarg;
+				break;
+			case 'v':
+				f->verbose = true;
+				break;
+			case 'h':
+				usage(stdout);
+				exit(0);
+			default:
+				if (optopt)
+					fprintf(stderr, "poll-fanout: option --%s needs a value\n",
+							opts[0].name && optind > 0 ? argv[optind - 1] + 2 : "?");
+				else
+					fprintf(stderr, "poll-fanout: unknown option %s\n", argv[optind - 1]);
+				usage(stderr);
+				exit(2);
+		}
+	}
+	if (optind < argc)
+		die("unexpected argument \"%s\" (see --help)", argv[optind]);
+
+	{
+		const char *colon = strrchr(listen, ':');
+		size_t		hl = colon ? (size_t) (colon - listen) : 0;
+
+		if (!colon || hl == 0 || hl >= sizeof(f->listen_host))
+			die("--listen must be HOST:PORT, not \"%s\"", listen);
+		if (listen[0] == '[' && listen[hl - 1] == ']')
+		{
+			memcpy(f->listen_host, listen + 1, hl - 2);
+			f->listen_host[hl - 2] = '\0';
+		}
+		else
+		{
+			memcpy(f->listen_host, listen, hl);
+			f->listen_host[hl] = '\0';
+		}
+		f->listen_port = (int) parse_long("--listen port", colon + 1, 1, 65535);
+	}
+	if (!f->tls_cert != !f->tls_key)
+		die("--tls-cert and --tls-key go together");
+	if (f->tls_cert)
+	{
+		readable_file("--tls-cert", f->tls_cert);
+		readable_file("--tls-key", f->tls_key);
+	}
+	if (f->web_root)
+	{
+		struct stat st;
+
+		if (stat(f->web_root, &st) != 0 || !S_ISDIR(st.st_mode))
+			die("--web-root %s is not a directory", f->web_root);
+	}
+	if (jwt_file)
+	{
+		FILE	   *fp = fopen(jwt_file, "rb");
+		size_t		n;
+
+		if (!fp)
+			die("--jwt-secret-file %s: %s", jwt_file, strerror(errno));
+		n = fread(f->jwt_secret, 1, sizeof(f->jwt_secret), fp);
+		if (!feof(fp))
+			die("--jwt-secret-file %s: longer than %zu bytes", jwt_file, sizeof(f->jwt_secret) - 1);
+		fclose(fp);
+		while (n > 0 && (f->jwt_secret[n - 1] == '\n' || f->jwt_secret[n - 1] == '\r'))
+			n--;
+		if (n == 0)
+			die("--jwt-secret-file %s is empty", jwt_file);
+		f->jwt_secret_len = n;
+		f->jwt = true;
+	}
+}
+
+static int
+callback_main(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct fanout *f = lws_context_user(lws_get_context(wsi));
+
+	switch (reason)
+	{
+		case LWS_CALLBACK_HTTP:
+		case LWS_CALLBACK_HTTP_WRITEABLE:
+		case LWS_CALLBACK_CLOSED_HTTP:
+			return http_callback(f, wsi, reason, user, in, len);
+		case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		case LWS_CALLBACK_ESTABLISHED:
+		case LWS_CALLBACK_RECEIVE:
+		case LWS_CALLBACK_SERVER_WRITEABLE:
+		case LWS_CALLBACK_CLOSED:
+			return ws_callback(f, wsi, reason, user, in, len);
+		default:
+			return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	{"poll", callback_main, sizeof(struct session), MAX_FRAME, 0, NULL, 0},
+	{"pg-raw", db_raw_callback, 0, 0, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0}
+};
+
+static void
+on_signal(int sig)
+{
+	(void) sig;
+	got_signal = 1;
+	if (signal_ctx)
+		lws_cancel_service(signal_ctx);
+}
+
+static void
+lws_log(int level, const char *line)
+{
+	(void) level;
+	fprintf(stderr, "lws: %s", line);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct fanout f;
+	struct lws_context_creation_info info;
+	struct rlimit rl;
+
+	f.publication = "poll_feed";
+	f.throttle_ms = 50;
+	f.db.backoff_ms = 250;
+	parse_flags(&f, argc, argv);
+
+	/* one descriptor per client: take all the kernel lets us */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+	{
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			logmsg("cannot raise the open files limit: %s", strerror(errno));
+	}
+	signal(SIGPIPE, SIG_IGN);
+	lws_set_log_level(f.verbose ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log);
+
+	f.scratch = malloc(LWS_PRE + SCRATCH_SIZE);
+	if (!f.scratch)
+		die("out of memory");
+
+	memset(&info, 0, sizeof(info));
+	info.port = f.listen_port;
+	info.iface = f.listen_host;
+	info.protocols = protocols;
+	info.user = &f;
+	info.max_http_header_data = 8192;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (!strchr(f.listen_host, ':'))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (f.tls_cert)
+	{
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = f.tls_cert;
+		info.ssl_private_key_filepath = f.tls_key;
+	}
+	f.lws = lws_create_context(&info);
+	if (!f.lws)
+	{
+		fprintf(stderr, "poll-fanout: cannot listen on %s:%d\n", f.listen_host, f.listen_port);
+		return 1;
+	}
+	f.vhost = lws_get_vhost_by_name(f.lws, "default");
+	if (!f.vhost)
+	{
+		fprintf(stderr, "poll-fanout: no vhost\n");
+		return 1;
+	}
+	signal_ctx = f.lws;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	logmsg("listening on %s://%s:%d (publication %s, throttle %d ms%s%s)",
+		   f.tls_cert ? "https" : "http", f.listen_host, f.listen_port, f.publication,
+		   f.throttle_ms, f.jwt ? ", tokens required" : "",
+		   f.web_root ? ", web root from disk" : "");
+	db_start(&f);
+
+	while (!got_signal)
+		if (lws_service(f.lws, 0) < 0)
+			break;
+
+	logmsg("shutting down");
+	f.stopping = true;
+	db_stop(&f);
+	lws_context_destroy(f.lws);
+	free(f.scratch);
+	return 0;
+}

@@ -1,0 +1,307 @@
+/*
+ * polls.c — the poll cache and subscriptions: the latest state of every
+ * poll someone watches, applied by version (a row whose version is not
+ * higher than the cached one is ignored, whether it came from a snapshot
+ * or the stream), and the rendering of the message a subscriber needs.
+ *
+ * A subscription never queues messages: it remembers the version the
+ * client has, and at write time the message is rendered from the poll's
+ * current state.  That is the coalescing, and what bounds memory.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fanout.h"
+
+static unsigned bucket_of(int64_t id);
+static void poll_free(struct poll *p);
+static void render_options(struct jbuf *b, const struct poll *p, bool labels);
+
+const char *
+status_name(enum poll_status s)
+{
+	switch (s)
+	{
+		case STATUS_SCHEDULED:
+			return "scheduled";
+		case STATUS_OPEN:
+			return "open";
+		case STATUS_CLOSED:
+			return "closed";
+	}
+	return "open";
+}
+
+static unsigned
+bucket_of(int64_t id)
+{
+	return (unsigned) (((uint64_t) id * 11400714819323198485ull) >> 54) % POLL_BUCKETS;
+}
+
+struct poll *
+poll_find(struct fanout *f, int64_t id)
+{
+	for (struct poll *p = f->buckets[bucket_of(id)]; p; p = p->next_in_bucket)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+struct poll *
+poll_get(struct fanout *f, int64_t id)
+{
+	struct poll *p = poll_find(f, id);
+	unsigned	b;
+
+	if (p)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->id = id;
+	p->state = POLL_LOADING;
+	b = bucket_of(id);
+	p->next_in_bucket = f->buckets[b];
+	f->buckets[b] = p;
+	f->n_polls++;
+	db_request_snapshot(f, p);
+	return p;
+}
+
+static void
+poll_free(struct poll *p)
+{
+	free(p->title);
+	for (int i = 0; i < p->n_options; i++)
+		free(p->labels[i]);
+	free(p->labels);
+	free(p);
+}
+
+/* drops a poll nobody watches; a queued snapshot request goes with it */
+void
+poll_release_if_unused(struct fanout *f, struct poll *p)
+{
+	struct poll **pp;
+
+	if (p->n_subs > 0)
+		return;
+	if (p->queued)
+	{
+		struct poll *prev = NULL;
+
+		for (struct poll *q = f->db.queue_head; q; prev = q, q = q->next_queued)
+			if (q == p)
+			{
+				if (prev)
+					prev->next_queued = q->next_queued;
+				else
+					f->db.queue_head = q->next_queued;
+				if (f->db.queue_tail == q)
+					f->db.queue_tail = prev;
+				break;
+			}
+	}
+	for (pp = &f->buckets[bucket_of(p->id)]; *pp; pp = &(*pp)->next_in_bucket)
+		if (*pp == p)
+		{
+			*pp = p->next_in_bucket;
+			break;
+		}
+	f->n_polls--;
+	poll_free(p);
+}
+
+void
+poll_changed(struct fanout *f, struct poll *p)
+{
+	(void) f;
+	for (struct subscription *s = p->subs; s; s = s->poll_next)
+	{
+		if (s->dirty)
+			f->m.coalesced++;
+		s->dirty = true;
+		session_mark_dirty(s->sess);
+	}
+}
+
+void
+poll_apply_row(struct fanout *f, struct poll *p, const struct tally_row *row)
+{
+	bool		status_changed, tally_changed;
+
+	if (p->have_row && row->version <= p->version)
+		return;
+	if (row->votes_unchanged && !p->have_row)
+		return;					/* nothing to keep: the snapshot will tell */
+	status_changed = !p->have_row || (int) p->status != row->status;
+	tally_changed = !p->have_row || p->ballots != row->ballots ||
+		(!row->votes_unchanged && (p->n_votes != row->n_votes ||
+								   memcmp(p->votes, row->votes,
+										  sizeof(int64_t) * (size_t) row->n_votes) != 0));
+	if (!p->have_row)
+		p->base_version = row->version;
+	p->have_row = true;
+	p->version = row->version;
+	p->status = (enum poll_status) row->status;
+	p->ballots = row->ballots;
+	if (!row->votes_unchanged)
+	{
+		p->n_votes = row->n_votes;
+		memcpy(p->votes, row->votes, sizeof(int64_t) * (size_t) row->n_votes);
+	}
+	if (status_changed)
+		p->status_version = row->version;
+	if (tally_changed || !status_changed)
+		p->tally_version = row->version;
+	if (p->state == POLL_READY)
+		poll_changed(f, p);
+}
+
+void
+poll_apply_snapshot(struct fanout *f, struct poll *p, const char *title,
+					char **labels, int n_labels, const struct tally_row *row)
+{
+	if (!p->title)
+	{
+		p->title = strdup(title);
+		p->labels = labels;
+		p->n_options = n_labels;
+	}
+	else
+	{
+		for (int i = 0; i < n_labels; i++)
+			free(labels[i]);
+		free(labels);
+	}
+	if (p->state != POLL_READY)
+	{
+		/* a stream row may have arrived while the snapshot was in flight */
+		poll_apply_row(f, p, row);
+		p->state = POLL_READY;
+		poll_changed(f, p);
+	}
+	else
+		poll_apply_row(f, p, row);
+}
+
+void
+poll_not_found(struct fanout *f, struct poll *p)
+{
+	p->state = POLL_NOT_FOUND;
+	poll_changed(f, p);
+}
+
+struct subscription *
+sub_add(struct fanout *f, struct session *s, struct poll *p, int64_t version)
+{
+	struct subscription *sub = calloc(1, sizeof(*sub));
+
+	if (!sub)
+		return NULL;
+	sub->poll = p;
+	sub->sess = s;
+	sub->sent_version = version;
+	sub->need_snapshot = true;
+	sub->dirty = p->state != POLL_LOADING;
+	sub->poll_next = p->subs;
+	if (p->subs)
+		p->subs->poll_prev = sub;
+	p->subs = sub;
+	p->n_subs++;
+	s->subs[s->n_subs++] = sub;
+	f->n_subscriptions++;
+	if (sub->dirty)
+		session_mark_dirty(s);
+	return sub;
+}
+
+void
+sub_remove(struct fanout *f, struct subscription *sub)
+{
+	struct session *s = sub->sess;
+	struct poll *p = sub->poll;
+
+	for (int i = 0; i < s->n_subs; i++)
+		if (s->subs[i] == sub)
+		{
+			s->subs[i] = s->subs[--s->n_subs];
+			break;
+		}
+	if (sub->poll_prev)
+		sub->poll_prev->poll_next = sub->poll_next;
+	else
+		p->subs = sub->poll_next;
+	if (sub->poll_next)
+		sub->poll_next->poll_prev = sub->poll_prev;
+	p->n_subs--;
+	f->n_subscriptions--;
+	free(sub);
+	poll_release_if_unused(f, p);
+}
+
+static void
+render_options(struct jbuf *b, const struct poll *p, bool labels)
+{
+	int			n = p->n_options > 0 ? p->n_options : p->n_votes;
+
+	jb_str(b, ",\"options\":[");
+	for (int i = 0; i < n; i++)
+	{
+		jb_fmt(b, "%s{\"id\":%d", i ? "," : "", i + 1);
+		if (labels)
+		{
+			jb_str(b, ",\"label\":");
+			jb_json_string(b, i < p->n_options ? p->labels[i] : "");
+		}
+		jb_fmt(b, ",\"votes\":%lld}", (long long) (i < p->n_votes ? p->votes[i] : 0));
+	}
+	jb_str(b, "]}");
+}
+
+size_t
+render_snapshot_json(const struct poll *p, char *out, size_t cap)
+{
+	struct jbuf b = {out, 0, cap, false};
+
+	jb_fmt(&b, "{\"type\":\"snapshot\",\"poll\":%lld,\"version\":%lld,\"status\":\"%s\",\"title\":",
+		   (long long) p->id, (long long) p->version, status_name(p->status));
+	jb_json_string(&b, p->title ? p->title : "");
+	jb_fmt(&b, ",\"ballots\":%lld", (long long) p->ballots);
+	render_options(&b, p, true);
+	return b.overflow ? 0 : b.len;
+}
+
+/*
+ * The message that brings the subscriber from sent_version to the poll's
+ * current version: a snapshot first, then a tally or a status, or a
+ * snapshot again when both changed since the client's version.
+ * Returns 0 when there is nothing to send.
+ */
+size_t
+render_message(struct fanout *f, struct subscription *sub, char *out, size_t cap,
+			   int64_t *version)
+{
+	const struct poll *p = sub->poll;
+	struct jbuf b = {out, 0, cap, false};
+	bool		sc, tc;
+
+	(void) f;
+	if (p->state != POLL_READY || !p->have_row || p->version <= sub->sent_version)
+		return 0;
+	*version = p->version;
+	sc = p->status_version > sub->sent_version;
+	tc = p->tally_version > sub->sent_version;
+	if (sub->need_snapshot || sub->sent_version < p->base_version || (sc && tc))
+		return render_snapshot_json(p, out, cap);
+	if (sc)
+	{
+		jb_fmt(&b, "{\"type\":\"status\",\"poll\":%lld,\"version\":%lld,\"status\":\"%s\"}",
+			   (long long) p->id, (long long) p->version, status_name(p->status));
+		return b.overflow ? 0 : b.len;
+	}
+	jb_fmt(&b, "{\"type\":\"tally\",\"poll\":%lld,\"version\":%lld,\"ballots\":%lld",
+		   (long long) p->id, (long long) p->version, (long long) p->ballots);
+	render_options(&b, p, false);
+	return b.overflow ? 0 : b.len;
+}
