@@ -534,6 +534,9 @@ SELECT s.poll_id,
 		 GROUP BY u.poll_id, u.segment, u.option_id) s
   JOIN poll.option o ON o.poll_id = s.poll_id AND o.option_id = s.option_id
  WHERE s.votes <> 0;
+COMMENT ON COLUMN poll.results_by_segment.poll_id IS 'The poll.';
+COMMENT ON COLUMN poll.results_by_segment.option_id IS 'The option''s number, 1..n.';
+COMMENT ON COLUMN poll.results_by_segment.label IS 'The option''s label.';
 COMMENT ON VIEW poll.results_by_segment IS 'Exact votes per poll, segment and option (segment NULL: ballots cast without one); combinations without votes are left out.';
 COMMENT ON COLUMN poll.results_by_segment.segment IS 'The analytics dimension the ballots carried, or NULL.';
 COMMENT ON COLUMN poll.results_by_segment.votes IS 'Live ballots in this segment choosing this option.';
@@ -554,6 +557,10 @@ SELECT p.poll_id,
 			   FROM poll.change c GROUP BY c.poll_id) pp
 	ON pp.poll_id = p.poll_id;
 COMMENT ON VIEW poll.poll_summary IS 'One row per poll: status now, schedule, live ballots and the time of the last vote.';
+COMMENT ON COLUMN poll.poll_summary.poll_id IS 'The poll.';
+COMMENT ON COLUMN poll.poll_summary.title IS 'The question shown to voters.';
+COMMENT ON COLUMN poll.poll_summary.kind IS 'single or multi.';
+COMMENT ON COLUMN poll.poll_summary.opens_at IS 'Votes are accepted from this time on.';
 COMMENT ON COLUMN poll.poll_summary.status IS 'scheduled, open or closed, by the clock at query time.';
 COMMENT ON COLUMN poll.poll_summary.closes_at IS 'When the poll closes or closed (close_poll included); NULL: open-ended.';
 COMMENT ON COLUMN poll.poll_summary.ballots IS 'Live ballots (exact, folded or not).';
@@ -571,6 +578,21 @@ CREATE VIEW poll.votes_per_day AS
 SELECT poll_id, option_id, bucket, votes FROM poll.rollup_day;
 COMMENT ON VIEW poll.votes_per_day IS 'Net change of each option''s tally per UTC day, as of the last fold; kept forever.';
 
+DO $comments$
+DECLARE
+	v	text;
+BEGIN
+	FOREACH v IN ARRAY ARRAY['votes_per_minute', 'votes_per_hour', 'votes_per_day'] LOOP
+		EXECUTE format('COMMENT ON COLUMN poll.%I.poll_id IS %L', v, 'The poll.');
+		EXECUTE format('COMMENT ON COLUMN poll.%I.option_id IS %L', v, 'The option''s number, 1..n.');
+		EXECUTE format('COMMENT ON COLUMN poll.%I.bucket IS %L', v,
+					   'Start of the bucket, aligned in UTC.');
+		EXECUTE format('COMMENT ON COLUMN poll.%I.votes IS %L', v,
+					   'Net change of the option''s tally within the bucket: +1 per cast, -1 per retraction, -1/+1 per change.');
+	END LOOP;
+END
+$comments$;
+
 CREATE VIEW poll.worker_status AS
 SELECT w.database, w.pid, w.last_fold_at,
 	   (SELECT count(*) FROM poll.change) AS pending,
@@ -578,11 +600,25 @@ SELECT w.database, w.pid, w.last_fold_at,
   FROM poll._worker_status() w;
 COMMENT ON VIEW poll.worker_status IS 'The background worker: its database, pid, last fold, pending change records (in this database) and fold count; no row when no worker runs.';
 
+COMMENT ON COLUMN poll.worker_status.database IS 'The database the worker serves (poll.database).';
+COMMENT ON COLUMN poll.worker_status.pid IS 'The worker''s process id.';
+COMMENT ON COLUMN poll.worker_status.last_fold_at IS 'When the worker last completed a fold.';
+COMMENT ON COLUMN poll.worker_status.pending IS 'Change records in this database not folded yet.';
+COMMENT ON COLUMN poll.worker_status.folds IS 'Folds completed since the worker started.';
+COMMENT ON COLUMN poll.worker_status.started_at IS 'When the worker started.';
+COMMENT ON COLUMN poll.worker_status.changes_folded IS 'Change records folded since the worker started.';
+COMMENT ON COLUMN poll.worker_status.errors IS 'Failed steps since the worker started (each is logged and retried).';
+COMMENT ON COLUMN poll.worker_status.last_error IS 'Message of the last failed step.';
+
 CREATE VIEW poll.ballots AS
 SELECT b.poll_id, b.voter, o.option_id, b.segment, b.cast_at
   FROM poll.ballot b, unnest(b.options) AS o(option_id);
 COMMENT ON VIEW poll.ballots IS 'One row per chosen option of every live ballot, with the voter''s identity: poll_admin only.';
+COMMENT ON COLUMN poll.ballots.poll_id IS 'The poll.';
 COMMENT ON COLUMN poll.ballots.voter IS 'The application''s identity for the voter.';
+COMMENT ON COLUMN poll.ballots.option_id IS 'One option the ballot chooses.';
+COMMENT ON COLUMN poll.ballots.segment IS 'The analytics dimension the ballot carries, or NULL.';
+COMMENT ON COLUMN poll.ballots.cast_at IS 'When the ballot was cast or last changed.';
 
 ----------------------------------------------------------------------------
 -- Time series

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# deps.sh — installs the Debian 12 packages poll needs to build, run, test and benchmark.
+# As root it runs apt-get; otherwise it prints the exact command and stops.
+set -euo pipefail
+
+packages=(
+	make gcc clang libc6-dev pkg-config procps
+	postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev
+	libwebsockets-dev libjansson-dev libjwt-dev libssl-dev
+	libipc-run-perl
+	chromium
+)
+# Node.js runs the browser test's driver; keep a node that is already there.
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "poll needs these Debian packages; run as root:" >&2
+	echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+# postgresql-15 and its -dev package in one call, so their versions match
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
