@@ -11,6 +11,7 @@
 
 #include "fanout.h"
 
+#define CLOSE_LINGER_US	(300 * 1000)
 #define JSON_HEADROOM	64		/* room before the JSON for the SSE "id:/data:" prefix */
 
 static void handle_message(struct session *s, const char *buf, size_t len);
@@ -144,6 +145,7 @@ queue_text(struct session *s, const char *text, size_t len, bool close_after)
 	{
 		/* a client that sends faster than it reads: the rate limit's job */
 		s->closing = true;
+		s->close_at_us = now_us();
 		request_write(s);
 		return;
 	}
@@ -313,7 +315,10 @@ write_frame(struct session *s, char *json, size_t len, int64_t version)
 	else
 		n = lws_write(s->wsi, (unsigned char *) json, len, LWS_WRITE_TEXT);
 	if (n < (int) len)
+	{
+		logmsg("client: write failed (%d of %zu bytes), closing", n, len);
 		return -1;
+	}
 	f->m.messages_sent++;
 	f->m.bytes_sent += len;
 	return 0;
@@ -351,15 +356,28 @@ session_write_updates(struct session *s)
 			return -1;
 		if (close_after)
 		{
-			lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-							 (unsigned char *) "rate limited", 12);
+			/*
+			 * Let the client read the error before the close: a close with
+			 * its unread frames still in our socket would be a reset.
+			 */
 			s->closing = true;
+			s->close_at_us = now + CLOSE_LINGER_US;
+			next_due = s->close_at_us;
 		}
 		wrote = true;
-		more = s->outq_len > 0 || s->closing;
+		more = s->outq_len > 0;
 	}
 	else if (s->closing)
+	{
+		if (now < s->close_at_us)
+		{
+			lws_sul_schedule(f->lws, 0, &s->sul, throttle_cb, s->close_at_us - now);
+			return 0;
+		}
+		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+						 (unsigned char *) "rate limited", 12);
 		return -1;
+	}
 	else
 	{
 		for (int i = 0; i < s->n_subs; i++)

@@ -36,7 +36,7 @@
 #define RATE_BURST			40
 #define WRITE_TIMEOUT_SECS	30
 #define POLL_BUCKETS		1024
-#define OUTQ_MAX			16		/* pongs and errors waiting for a write */
+#define OUTQ_MAX			64		/* pongs and errors waiting for a write; > RATE_BURST */
 #define SCRATCH_SIZE		(256 * 1024)
 
 enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
@@ -98,6 +98,7 @@ struct session {
 	struct outmsg	outq[OUTQ_MAX];
 	int				outq_head, outq_len;
 	bool			closing;		/* close after the queued messages */
+	int64_t			close_at_us;
 	bool			write_armed;	/* the 30 s write timeout is running */
 	struct grant	grant;
 

@@ -290,7 +290,7 @@ main(int argc, char **argv)
 			logmsg("cannot raise the open files limit: %s", strerror(errno));
 	}
 	signal(SIGPIPE, SIG_IGN);
-	lws_set_log_level(f.verbose ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log);
+	lws_set_log_level(getenv("FANOUT_LWS_DEBUG") ? 0xff : f.verbose ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log);
 
 	f.scratch = malloc(LWS_PRE + SCRATCH_SIZE);
 	if (!f.scratch)
