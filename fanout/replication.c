@@ -152,9 +152,20 @@ db_fail(struct fanout *f, const char *what, PGconn *conn)
 	n = strlen(reason);
 	while (n > 0 && (reason[n - 1] == '\n' || reason[n - 1] == ' '))
 		reason[--n] = '\0';
-	for (char *c = reason; *c; c++)
-		if (*c == '\n')
-			*c = ' ';
+	{
+		/* libpq's multi-line messages, on one log line */
+		char	   *w = reason;
+
+		for (char *c = reason; *c; c++)
+		{
+			char		ch = (*c == '\n' || *c == '\t') ? ' ' : *c;
+
+			if (ch == ' ' && w > reason && w[-1] == ' ')
+				continue;
+			*w++ = ch;
+		}
+		*w = '\0';
+	}
 	snprintf(f->db.last_error, sizeof(f->db.last_error), "%s: %s", what, reason);
 	db_stop(f);
 	if (!f->stopping)

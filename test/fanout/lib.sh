@@ -154,14 +154,15 @@ client_clean() {
 	fi
 }
 
-# votes VOTERS_PREFIX POLL N OPTIONS: N ballots cast from one session, in chunks
+# cast_votes_session VOTER_PREFIX POLL N OPTIONS [PAUSE]: N ballots from one
+# session, committed ten at a time, PAUSE seconds between commits
 cast_votes_session() {
-	local prefix=$1 poll=$2 n=$3 nopt=$4
+	local prefix=$1 poll=$2 n=$3 nopt=$4 pause=${5:-0}
 	psql_q -c "DO \$\$
 	BEGIN
 		FOR i IN 1..$n LOOP
 			PERFORM poll.cast_vote($poll, '$prefix-' || i, 1 + (i * 7 + length('$prefix')) % $nopt);
-			IF i % 10 = 0 THEN COMMIT; END IF;
+			IF i % 10 = 0 THEN COMMIT; PERFORM pg_sleep($pause); END IF;
 		END LOOP;
 	END \$\$" >/dev/null
 }
