@@ -121,7 +121,8 @@ CREATE TABLE poll.change (
 	votes			int NOT NULL,
 	ballots			int NOT NULL,
 	at				timestamptz NOT NULL
-) WITH (autovacuum_vacuum_scale_factor = 0,
+) WITH (vacuum_truncate = false,	-- the worker vacuums it; see src/worker.c
+		autovacuum_vacuum_scale_factor = 0,
 		autovacuum_vacuum_threshold = 20000,
 		autovacuum_vacuum_insert_scale_factor = 0,
 		autovacuum_vacuum_insert_threshold = 100000,
@@ -392,15 +393,23 @@ AS $$
 DECLARE
 	n	bigint;
 BEGIN
-	-- One statement: every part sees the same set of moved changes.
+	-- One statement: every part sees the same set of moved changes.  They
+	-- are aggregated once, by poll, option, segment and minute; everything
+	-- downstream reads that small set.
 	WITH moved AS (
 		DELETE FROM poll.change RETURNING *
+	), agg AS (
+		SELECT m.poll_id, m.option_id, m.segment,
+			   date_bin('1 minute', m.at, '2000-01-01 00:00:00+00') AS minute,
+			   sum(m.votes) AS votes, sum(m.ballots) AS ballots, max(m.at) AS last_at,
+			   count(*) AS changes
+		  FROM moved m GROUP BY 1, 2, 3, 4
 	), per_option AS (
-		SELECT m.poll_id, m.option_id, sum(m.votes) AS votes
-		  FROM moved m GROUP BY m.poll_id, m.option_id
+		SELECT a.poll_id, a.option_id, sum(a.votes) AS votes
+		  FROM agg a GROUP BY a.poll_id, a.option_id
 	), per_poll AS (
-		SELECT m.poll_id, sum(m.ballots) AS ballots, max(m.at) AS last_at
-		  FROM moved m GROUP BY m.poll_id
+		SELECT a.poll_id, sum(a.ballots) AS ballots, max(a.last_at) AS last_at
+		  FROM agg a GROUP BY a.poll_id
 	), tally AS (
 		UPDATE poll.tally t
 		   SET votes = (SELECT array_agg(t.votes[i] + coalesce(po.votes, 0) ORDER BY i)
@@ -415,33 +424,32 @@ BEGIN
 		 WHERE t.poll_id = pp.poll_id
 	), seg AS (
 		INSERT INTO poll.tally_segment AS r (poll_id, segment, option_id, votes)
-		SELECT m.poll_id, coalesce(m.segment, ''), m.option_id, sum(m.votes)
-		  FROM moved m GROUP BY 1, 2, 3
+		SELECT a.poll_id, coalesce(a.segment, ''), a.option_id, sum(a.votes)
+		  FROM agg a GROUP BY 1, 2, 3
 		ON CONFLICT (poll_id, segment, option_id)
 		DO UPDATE SET votes = r.votes + excluded.votes
 	), minute AS (
 		INSERT INTO poll.rollup_minute AS r (poll_id, option_id, bucket, votes)
-		SELECT m.poll_id, m.option_id,
-			   date_bin('1 minute', m.at, '2000-01-01 00:00:00+00'), sum(m.votes)
-		  FROM moved m GROUP BY 1, 2, 3 HAVING sum(m.votes) <> 0
+		SELECT a.poll_id, a.option_id, a.minute, sum(a.votes)
+		  FROM agg a GROUP BY 1, 2, 3 HAVING sum(a.votes) <> 0
 		ON CONFLICT (poll_id, option_id, bucket)
 		DO UPDATE SET votes = r.votes + excluded.votes
 	), hour AS (
 		INSERT INTO poll.rollup_hour AS r (poll_id, option_id, bucket, votes)
-		SELECT m.poll_id, m.option_id,
-			   date_bin('1 hour', m.at, '2000-01-01 00:00:00+00'), sum(m.votes)
-		  FROM moved m GROUP BY 1, 2, 3 HAVING sum(m.votes) <> 0
+		SELECT a.poll_id, a.option_id,
+			   date_bin('1 hour', a.minute, '2000-01-01 00:00:00+00'), sum(a.votes)
+		  FROM agg a GROUP BY 1, 2, 3 HAVING sum(a.votes) <> 0
 		ON CONFLICT (poll_id, option_id, bucket)
 		DO UPDATE SET votes = r.votes + excluded.votes
 	), day AS (
 		INSERT INTO poll.rollup_day AS r (poll_id, option_id, bucket, votes)
-		SELECT m.poll_id, m.option_id,
-			   date_bin('1 day', m.at, '2000-01-01 00:00:00+00'), sum(m.votes)
-		  FROM moved m GROUP BY 1, 2, 3 HAVING sum(m.votes) <> 0
+		SELECT a.poll_id, a.option_id,
+			   date_bin('1 day', a.minute, '2000-01-01 00:00:00+00'), sum(a.votes)
+		  FROM agg a GROUP BY 1, 2, 3 HAVING sum(a.votes) <> 0
 		ON CONFLICT (poll_id, option_id, bucket)
 		DO UPDATE SET votes = r.votes + excluded.votes
 	)
-	SELECT count(*) INTO n FROM moved;
+	SELECT coalesce(sum(a.changes), 0) INTO n FROM agg a;
 	RETURN n;
 END
 $$;

@@ -41,6 +41,7 @@ static bool cache_valid = false;
 static bool callback_registered = false;
 static Oid	poll_relid = InvalidOid;	/* poll.poll */
 static Oid	owner_oid = InvalidOid;		/* its owner */
+static Oid	change_relid = InvalidOid;	/* poll.change */
 static SPIPlanPtr lookup_plan = NULL;
 
 static void cache_reset(void);
@@ -49,7 +50,7 @@ static void cache_invalidate(Datum arg, Oid relid);
 static void
 cache_invalidate(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == poll_relid)
+	if (relid == InvalidOid || relid == poll_relid || relid == change_relid)
 		cache_valid = false;
 }
 
@@ -83,6 +84,10 @@ cache_reset(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"poll\" is not installed in this database")));
 
+	change_relid = get_relname_relid("change", nsp);
+	if (!OidIsValid(change_relid))
+		elog(ERROR, "table poll.change is missing");
+
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(poll_relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", poll_relid);
@@ -102,6 +107,14 @@ poll_owner(void)
 	if (!cache_valid)
 		cache_reset();
 	return owner_oid;
+}
+
+Oid
+poll_change_relid(void)
+{
+	if (!cache_valid)
+		cache_reset();
+	return change_relid;
 }
 
 /*

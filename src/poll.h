@@ -85,4 +85,7 @@ extern const PollInfo *poll_info(int64 poll_id);
 /* The role the vote path runs its statements as: the owner of poll.ballot. */
 extern Oid	poll_owner(void);
 
+/* poll.change, where the vote path appends change records. */
+extern Oid	poll_change_relid(void);
+
 #endif							/* POLL_H */

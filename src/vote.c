@@ -21,6 +21,11 @@
  *	  allow_change) is checked before anything is written, or the error
  *	  aborts the statement that wrote it: no partial write survives.
  *
+ * Change records of single votes are appended with heap_insert, not SQL:
+ * poll.change has no index and no trigger (checked on each open), so a
+ * heap tuple is all a row is, and the executor's set-up for a statement
+ * would cost more than the rest of the vote.
+ *
  * Statements run as the owner of the extension's tables (like SECURITY
  * DEFINER, without its per-call cost), and name every table, function and
  * operator with its schema, so the caller's search_path cannot redirect
@@ -28,7 +33,10 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -56,20 +64,11 @@ typedef struct VoteStatement
 	SPIPlanPtr	plan;
 } VoteStatement;
 
-/*
- * A new ballot and its change records; SPI_processed is the number of
- * change records, 0 when the voter already had a ballot.
- * $1 poll, $2 voter, $3 options, $4 segment.
- */
+/* A new ballot; SPI_processed is 0 when the voter already had one.  $1 poll, $2 voter, $3 options, $4 segment. */
 static VoteStatement insert_ballot = {
-	"WITH b AS ("
-	"  INSERT INTO poll.ballot (poll_id, voter, options, segment, cast_at)"
-	"  VALUES ($1, $2, $3, $4, pg_catalog.now())"
-	"  ON CONFLICT (poll_id, voter) DO NOTHING"
-	"  RETURNING 1)"
-	" INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
-	" SELECT $1, o.option_id, $4, 1, (o.ord OPERATOR(pg_catalog.=) 1)::int, pg_catalog.now()"
-	"   FROM b, pg_catalog.unnest($3) WITH ORDINALITY AS o(option_id, ord)",
+	"INSERT INTO poll.ballot (poll_id, voter, options, segment, cast_at)"
+	" VALUES ($1, $2, $3, $4, pg_catalog.now())"
+	" ON CONFLICT (poll_id, voter) DO NOTHING",
 	4, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTOID}
 };
 
@@ -81,31 +80,18 @@ static VoteStatement lock_ballot = {
 	2, {INT8OID, TEXTOID}
 };
 
-/*
- * Replaces a locked ballot.  $1 poll, $2 voter, $3 new options, $4 new
- * segment, $5 old options, $6 old segment.
- */
+/* Replaces a locked ballot.  $1 poll, $2 voter, $3 new options, $4 new segment. */
 static VoteStatement change_ballot = {
-	"WITH u AS ("
-	"  UPDATE poll.ballot SET options = $3, segment = $4, cast_at = pg_catalog.now()"
-	"   WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2)"
-	" INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
-	" SELECT $1, n.o, $4, 1, 0, pg_catalog.now() FROM pg_catalog.unnest($3) AS n(o)"
-	" UNION ALL"
-	" SELECT $1, p.o, $6, -1, 0, pg_catalog.now() FROM pg_catalog.unnest($5) AS p(o)",
-	6, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTOID, INT4ARRAYOID, TEXTOID}
+	"UPDATE poll.ballot SET options = $3, segment = $4, cast_at = pg_catalog.now()"
+	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2",
+	4, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTOID}
 };
 
-/* Deletes a ballot; SPI_processed is 0 when there was none.  $1 poll, $2 voter. */
+/* Deletes a ballot, returning it; no row when there was none.  $1 poll, $2 voter. */
 static VoteStatement delete_ballot = {
-	"WITH d AS ("
-	"  DELETE FROM poll.ballot"
-	"   WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2"
-	"  RETURNING options, segment)"
-	" INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
-	" SELECT $1, o.option_id, d.segment, -1,"
-	"        (o.ord OPERATOR(pg_catalog.=) 1)::int OPERATOR(pg_catalog.*) -1, pg_catalog.now()"
-	"   FROM d, pg_catalog.unnest(d.options) WITH ORDINALITY AS o(option_id, ord)",
+	"DELETE FROM poll.ballot"
+	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2"
+	" RETURNING options, segment",
 	2, {INT8OID, TEXTOID}
 };
 
@@ -211,7 +197,12 @@ run(VoteStatement *st, Datum *args, const char *nulls, int expect)
 
 	if (st->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(st->sql, st->nargs, st->argtypes);
+		/*
+		 * A generic plan: the statements are single-row (or unnest-driven),
+		 * and re-planning them on each vote would cost more than the vote.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(st->sql, st->nargs, st->argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -315,6 +306,53 @@ options_datum(const int32 *options, int n)
 	return PointerGetDatum(construct_array(d, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 }
 
+static Relation
+open_changes(void)
+{
+	Relation	rel = table_open(poll_change_relid(), RowExclusiveLock);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhasindex ||
+		rel->rd_rel->relhastriggers || RelationGetDescr(rel)->natts != 6)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("poll.change must be a plain table without indexes or triggers")));
+	return rel;
+}
+
+/* One change record: votes and ballots are deltas of one option in one segment. */
+static void
+write_change(Relation rel, int64 poll_id, int32 option, Datum segment, bool segment_null,
+			 int32 votes, int32 ballots)
+{
+	Datum		values[6];
+	bool		nulls[6] = {false, false, segment_null, false, false, false};
+	HeapTuple	tuple;
+
+	values[0] = Int64GetDatum(poll_id);
+	values[1] = Int32GetDatum(option);
+	values[2] = segment;
+	values[3] = Int32GetDatum(votes);
+	values[4] = Int32GetDatum(ballots);
+	values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	simple_heap_insert(rel, tuple);
+	heap_freetuple(tuple);
+}
+
+/*
+ * The change records of one ballot: sign +1 for a ballot that appears, -1
+ * for one that goes.  A ballot that appears or goes as a whole (not in a
+ * change) moves the poll's ballot count by one, on its first option.
+ */
+static void
+write_ballot_changes(Relation rel, int64 poll_id, const int32 *options, int n,
+					 Datum segment, bool segment_null, int sign, bool whole)
+{
+	for (int i = 0; i < n; i++)
+		write_change(rel, poll_id, options[i], segment, segment_null, sign,
+					 (whole && i == 0) ? sign : 0);
+}
+
 static void
 refuse_change(const PollInfo *poll, const char *what, int element)
 {
@@ -343,16 +381,21 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 
 	for (;;)
 	{
-		Datum		args[6] = {Int64GetDatum(poll->poll_id), voter, opts, segment};
-		char		nulls[6] = {' ', ' ', ' ', segment_null ? 'n' : ' ', ' ', ' '};
+		Datum		args[4] = {Int64GetDatum(poll->poll_id), voter, opts, segment};
+		char		nulls[4] = {' ', ' ', ' ', segment_null ? 'n' : ' '};
 		ArrayType  *old;
+		int			nold;
 		bool		isnull;
 		bool		old_segment_null;
 		Datum		old_segment;
+		Relation	changes;
 
 		run(&insert_ballot, args, nulls, SPI_OK_INSERT);
 		if (SPI_processed > 0)
 		{
+			changes = open_changes();
+			write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1, true);
+			table_close(changes, NoLock);
 			poll_note_change_written();
 			return "cast";
 		}
@@ -366,18 +409,20 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 
 		old = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
+		nold = ArrayGetNItems(ARR_NDIM(old), ARR_DIMS(old));
 		old_segment = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
 									&old_segment_null);
-		if (ArrayGetNItems(ARR_NDIM(old), ARR_DIMS(old)) == n &&
-			memcmp(ARR_DATA_PTR(old), options, n * sizeof(int32)) == 0)
+		if (nold == n && memcmp(ARR_DATA_PTR(old), options, n * sizeof(int32)) == 0)
 			return "unchanged";
 		if (!poll->allow_change)
 			refuse_change(poll, "changing a ballot is", 0);
 
-		args[4] = PointerGetDatum(old);
-		args[5] = old_segment;
-		nulls[5] = old_segment_null ? 'n' : ' ';
-		run(&change_ballot, args, nulls, SPI_OK_INSERT);
+		run(&change_ballot, args, nulls, SPI_OK_UPDATE);
+		changes = open_changes();
+		write_ballot_changes(changes, poll->poll_id, (int32 *) ARR_DATA_PTR(old), nold,
+							 old_segment, old_segment_null, -1, false);
+		write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1, false);
+		table_close(changes, NoLock);
 		poll_note_change_written();
 		return "changed";
 	}
@@ -490,11 +535,25 @@ poll_retract_vote(PG_FUNCTION_ARGS)
 	if (!poll.allow_change)
 		refuse_change(&poll, "retracting a ballot is", 0);
 	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PG_GETARG_DATUM(1);
-	run(&delete_ballot, args, NULL, SPI_OK_INSERT);
+	args[1] = PointerGetDatum(PG_GETARG_TEXT_PP(1));
+	run(&delete_ballot, args, NULL, SPI_OK_DELETE_RETURNING);
 	removed = SPI_processed > 0;
 	if (removed)
+	{
+		bool		isnull;
+		ArrayType  *old = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+		bool		segment_null;
+		Datum		segment = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+											&segment_null);
+		Relation	changes = open_changes();
+
+		write_ballot_changes(changes, poll.poll_id, (int32 *) ARR_DATA_PTR(old),
+							 ArrayGetNItems(ARR_NDIM(old), ARR_DIMS(old)),
+							 segment, segment_null, -1, true);
+		table_close(changes, NoLock);
 		poll_note_change_written();
+	}
 	vote_end(&s);
 	PG_RETURN_BOOL(removed);
 }

@@ -5,9 +5,16 @@
  * on its latch, which every session sets at the commit of a transaction
  * that voted (poll.c), so a vote is folded as soon as it commits; under
  * load the latch is set again while a fold runs, and the next fold absorbs
- * everything committed meanwhile.  poll.fold_interval bounds the sleep.
- * Every 500 ms it also records status changes made by the clock, and
- * applies rollup retention.
+ * everything committed meanwhile.  Folds start at least FOLD_GAP_MS apart:
+ * each fold is a transaction with a commit, and at thousands of votes per
+ * second folding on every wake-up would spend a core on commits alone; 5 ms
+ * batches hundreds of votes into one fold for at most 5 ms of extra delay.
+ * poll.fold_interval bounds the sleep.
+ * Every 500 ms it also records status changes made by the clock, applies
+ * rollup retention, and vacuums poll.change when it folded anything: that
+ * queue table turns over thousands of rows a second, and a fold's DELETE
+ * and every poll.results query scan it whole, so it must not wait for
+ * autovacuum's next round (a minute by default) to be emptied.
  *
  * Each unit of work is its own transaction.  An error is logged, counted
  * in shared memory and retried with backoff: the worker never exits on an
@@ -18,9 +25,12 @@
 
 #include "access/xact.h"
 #include "commands/extension.h"
+#include "commands/vacuum.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -37,6 +47,7 @@
 #include "poll.h"
 
 #define TICK_MS			500		/* status clock and retention */
+#define FOLD_GAP_MS		5		/* least time between the starts of two folds */
 #define MAX_BACKOFF_MS	30000
 
 typedef enum StepResult
@@ -109,12 +120,7 @@ run_step(const char *activity, void (*step) (void))
 								poll_database)));
 			extension_missing_logged = false;
 			pgstat_report_activity(STATE_RUNNING, activity);
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			PushActiveSnapshot(GetTransactionSnapshot());
 			step();
-			PopActiveSnapshot();
-			SPI_finish();
 		}
 		CommitTransactionCommand();
 	}
@@ -142,16 +148,32 @@ run_step(const char *activity, void (*step) (void))
 	return result;
 }
 
+/* Runs a query returning one bigint, in the current transaction. */
+static int64
+exec_int8(const char *sql)
+{
+	bool		isnull;
+	int64		result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "query failed: %s", sql);
+	result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	PopActiveSnapshot();
+	SPI_finish();
+	return result;
+}
+
+static uint64 folded_since_vacuum = 0;
+
 static void
 fold_step(void)
 {
-	bool		isnull;
-	int64		folded;
+	int64		folded = exec_int8("SELECT poll.fold()");
 
-	if (SPI_execute("SELECT poll.fold()", false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "poll.fold() failed");
-	folded = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-
+	folded_since_vacuum += folded;
 	SpinLockAcquire(&poll_shared->mutex);
 	poll_shared->last_fold_at = GetCurrentTimestamp();
 	poll_shared->folds++;
@@ -164,13 +186,28 @@ tick_step(void)
 {
 	char		sql[200];
 
-	if (SPI_execute("SELECT poll._record_status()", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "poll._record_status() failed");
+	exec_int8("SELECT poll._record_status()");
 	snprintf(sql, sizeof(sql),
 			 "SELECT poll._apply_retention(make_interval(secs => %d), make_interval(secs => %d))",
 			 poll_minute_retention_s, poll_hour_retention_s);
-	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "poll._apply_retention() failed");
+	exec_int8(sql);
+}
+
+/*
+ * VACUUM (TRUNCATE false) poll.change, as a top-level command: vacuum()
+ * commits the caller's transaction and starts one of its own per table.
+ * No truncation: it would need an exclusive lock that voters hold off.
+ */
+static void
+vacuum_step(void)
+{
+	VacuumStmt *stmt = makeNode(VacuumStmt);
+
+	stmt->is_vacuumcmd = true;
+	stmt->options = list_make1(makeDefElem("truncate", (Node *) makeBoolean(false), -1));
+	stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("poll", "change", -1), InvalidOid, NIL));
+	ExecVacuum(make_parsestate(NULL), stmt, true);
+	folded_since_vacuum = 0;
 }
 
 void
@@ -178,6 +215,7 @@ poll_worker_main(Datum arg)
 {
 	TimestampTz next_tick = 0;
 	TimestampTz retry_at = 0;
+	TimestampTz last_fold_start = 0;
 	int			backoff_ms = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -215,11 +253,19 @@ poll_worker_main(Datum arg)
 		now = GetCurrentTimestamp();
 		if (now >= retry_at)
 		{
+			long		since_fold = TimestampDifferenceMilliseconds(last_fold_start, now);
+
+			if (since_fold < FOLD_GAP_MS)
+				(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 FOLD_GAP_MS - since_fold, PG_WAIT_EXTENSION);
+			last_fold_start = GetCurrentTimestamp();
 			r = run_step("folding", fold_step);
 			now = GetCurrentTimestamp();
 			if (r == STEP_OK && now >= next_tick)
 			{
 				r = run_step("recording status and applying retention", tick_step);
+				if (r == STEP_OK && folded_since_vacuum > 0)
+					r = run_step("vacuuming poll.change", vacuum_step);
 				next_tick = TimestampTzPlusMilliseconds(now, TICK_MS);
 			}
 			if (r == STEP_OK)
