@@ -4,6 +4,7 @@
  * count), and the writer shared with SSE sessions that sends each dirty
  * subscription its latest state, at most once per throttle window.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,19 @@ static bool take_token(struct session *s);
 static int	write_frame(struct session *s, char *json, size_t len, int64_t version);
 static void throttle_cb(lws_sorted_usec_list_t *sul);
 static void request_write(struct session *s);
+
+/* a client closed by the 30 s write timeout is worth a log line */
+void
+session_note_close(struct session *s)
+{
+	if (s->f && s->write_armed &&
+		now_us() - s->write_armed_us >= (WRITE_TIMEOUT_SECS - 1) * (int64_t) 1000000)
+	{
+		s->f->m.slow_disconnects++;
+		logmsg("client: disconnected %s client that took no writes for %d s",
+			   s->kind == SESS_SSE ? "an SSE" : "a WebSocket", WRITE_TIMEOUT_SECS);
+	}
+}
 
 bool
 clients_full(struct fanout *f)
@@ -118,6 +132,7 @@ request_write(struct session *s)
 	{
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, WRITE_TIMEOUT_SECS);
 		s->write_armed = true;
+		s->write_armed_us = now_us();
 	}
 	lws_callback_on_writable(s->wsi);
 }
@@ -316,7 +331,8 @@ write_frame(struct session *s, char *json, size_t len, int64_t version)
 		n = lws_write(s->wsi, (unsigned char *) json, len, LWS_WRITE_TEXT);
 	if (n < (int) len)
 	{
-		logmsg("client: write failed (%d of %zu bytes), closing", n, len);
+		if (f->verbose)
+			logmsg("client: write failed (%s), closing", strerror(errno));
 		return -1;
 	}
 	f->m.messages_sent++;
@@ -428,8 +444,12 @@ session_write_updates(struct session *s)
 	else if (next_due)
 		lws_sul_schedule(f->lws, 0, &s->sul, throttle_cb, next_due - now);
 	/* the socket took a write: the 30 s clock restarts, or stops if idle */
-	if (more)
+	if (more || next_due)
+	{
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, WRITE_TIMEOUT_SECS);
+		s->write_armed = true;
+		s->write_armed_us = now;
+	}
 	else
 	{
 		lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
@@ -499,8 +519,7 @@ ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 		case LWS_CALLBACK_SERVER_WRITEABLE:
 			return session_write_updates(s);
 		case LWS_CALLBACK_CLOSED:
-			if (s->write_armed && f->verbose)
-				logmsg("client: websocket closed with writes pending");
+			session_note_close(s);
 			session_cleanup(s);
 			break;
 		default:

@@ -33,10 +33,10 @@
 #define MAX_SUBSCRIPTIONS	64
 #define MAX_FRAME			4096
 #define RATE_PER_SEC		20
-#define RATE_BURST			40
+#define RATE_BURST			80		/* a reconnecting client resubscribes to 64 polls at once */
 #define WRITE_TIMEOUT_SECS	30
 #define POLL_BUCKETS		1024
-#define OUTQ_MAX			64		/* pongs and errors waiting for a write; > RATE_BURST */
+#define OUTQ_MAX			128		/* pongs and errors waiting for a write; > RATE_BURST */
 #define SCRATCH_SIZE		(256 * 1024)
 
 enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
@@ -100,6 +100,7 @@ struct session {
 	bool			closing;		/* close after the queued messages */
 	int64_t			close_at_us;
 	bool			write_armed;	/* the 30 s write timeout is running */
+	int64_t			write_armed_us;	/* since when, or since the last write */
 	struct grant	grant;
 
 	/* WebSocket input: one message, reassembled from fragments */
@@ -125,7 +126,7 @@ struct metrics {
 	uint64_t		rejected_clients;
 	uint64_t		stream_rows;
 	uint64_t		snapshots;
-	uint64_t		slow_disconnects;
+	uint64_t		slow_disconnects;	/* took no writes for 30 s */
 };
 
 enum repl_state { REPL_DOWN, REPL_SLOT, REPL_STARTING, REPL_STREAMING };
@@ -218,6 +219,7 @@ void		session_mark_dirty(struct session *s);
 void		session_init(struct fanout *f, struct session *s, struct lws *wsi,
 						 enum session_kind kind);
 void		session_cleanup(struct session *s);
+void		session_note_close(struct session *s);
 int			session_write_updates(struct session *s);
 bool		session_may_see(struct fanout *f, struct session *s, int64_t poll_id);
 int			session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi);

@@ -220,6 +220,7 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 		case LWS_CALLBACK_HTTP_WRITEABLE:
 			return http_writeable(f, s);
 		case LWS_CALLBACK_CLOSED_HTTP:
+			session_note_close(s);
 			session_cleanup(s);
 			break;
 		default:

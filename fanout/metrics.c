@@ -50,6 +50,8 @@ metrics_render(struct fanout *f, char *out, size_t cap)
 			f->m.rejected_inputs);
 	COUNTER("poll_fanout_rejected_clients_total", "Connections refused by --max-clients.",
 			f->m.rejected_clients);
+	COUNTER("poll_fanout_slow_disconnects_total", "Clients closed after taking no writes for 30 s.",
+			f->m.slow_disconnects);
 	COUNTER("poll_fanout_stream_rows_total", "poll.tally rows decoded from the stream.",
 			f->m.stream_rows);
 	COUNTER("poll_fanout_snapshots_total", "Snapshot queries answered.", f->m.snapshots);
