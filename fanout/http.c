@@ -262,13 +262,14 @@ http_writeable(struct fanout *f, struct session *s)
 		}
 		if (write_headers(s, 200, "text/event-stream", (size_t) -1) < 0)
 			return -1;
-		lws_http_mark_sse(s->wsi);
+		/* an event stream lives as long as the client: no HTTP timeout */
+		lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
 		lws_callback_on_writable(s->wsi);
 		return 0;
 	}
 	if (s->kind == SESS_SSE)
 		return session_write_updates(s);
-	if (s->body_sent < s->body_len || (s->body_len == 0 && s->headers_sent && s->body_sent == 0))
+	if (s->headers_sent && s->kind == SESS_HTTP_STATIC)
 	{
 		size_t		chunk = s->body_len - s->body_sent;
 		unsigned char *buf;
@@ -282,14 +283,17 @@ http_writeable(struct fanout *f, struct session *s)
 		if (lws_write(s->wsi, buf, chunk, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int) chunk)
 			return -1;
 		s->body_sent += chunk;
-		if (s->body_len == 0)
-			s->body_sent = 1;	/* an empty body is sent once */
 		if (!final)
 		{
 			lws_callback_on_writable(s->wsi);
 			return 0;
 		}
 		lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
+		free(s->dyn_body);
+		s->dyn_body = NULL;
+		s->body = NULL;
+		s->body_len = s->body_sent = 0;
+		s->headers_sent = false;
 		if (lws_http_transaction_completed(s->wsi))
 			return -1;
 	}

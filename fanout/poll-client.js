@@ -29,7 +29,9 @@
     this.sources = {};        /* SSE fallback: id -> EventSource */
     this.timers = {};         /* polling fallback: id -> timer */
     this.forceMode = opts.transport || null;   /* "websocket" | "sse" | "polling" */
-    this._connect();
+    var self = this;
+    /* after the caller has set onconnection and subscribed */
+    setTimeout(function () { self._connect(); }, 0);
   }
 
   PollClient.prototype._setMode = function (mode) {

@@ -5,7 +5,7 @@ set -euo pipefail
 
 : "${POLL_ROOT:?POLL_ROOT must point at the repository}"
 : "${POLL_WORK:=$(mktemp -d)}"
-FANOUT="$POLL_ROOT/fanout/poll-fanout"
+FANOUT="${FANOUT_BIN:-$POLL_ROOT/fanout/poll-fanout}"
 FANOUT_TESTS="$POLL_ROOT/test/fanout"
 TEST_NAME=$(basename "$0" .sh)
 WORK="$POLL_WORK/$TEST_NAME"
