@@ -115,6 +115,7 @@ struct session {
 	const char	   *body;			/* static body, not owned */
 	size_t			body_len, body_sent;
 	char		   *dyn_body;		/* owned body (json) */
+	char			errbody[320];	/* error bodies need no allocation */
 };
 
 struct metrics {

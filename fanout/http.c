@@ -65,13 +65,9 @@ start_response(struct session *s, int status, const char *ctype, const char *bod
 static int
 respond_error(struct session *s, int status, const char *code, const char *msg, int64_t poll)
 {
-	char	   *body = malloc(1024);
-	size_t		n;
+	size_t		n = render_error(s->errbody, sizeof(s->errbody), code, msg, poll);
 
-	if (!body)
-		return -1;
-	n = render_error(body, 1024, code, msg, poll);
-	return start_response(s, status, "application/json", body, n, body);
+	return start_response(s, status, "application/json", s->errbody, n, NULL);
 }
 
 static int
@@ -190,10 +186,16 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 					f->m.rejected_inputs++;
 					return respond_error(s, 400, "bad_request", "poll id must be a positive integer", -1);
 				}
-				if (session_auth_from_request(f, s, wsi) < 0 || !session_may_see(f, s, id))
 				{
-					f->m.rejected_inputs++;
-					return respond_error(s, 401, "unauthorized", "no valid token grants this poll", id);
+					bool		ok = session_auth_from_request(f, s, wsi) >= 0 &&
+						session_may_see(f, s, id);
+
+					grant_free(&s->grant);	/* checked; an SSE session re-reads it below */
+					if (!ok)
+					{
+						f->m.rejected_inputs++;
+						return respond_error(s, 401, "unauthorized", "no valid token grants this poll", id);
+					}
 				}
 				if (events && clients_full(f))
 				{
@@ -206,7 +208,6 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 					return respond_error(s, 503, "bad_request", "postgres is away", id);
 				if (events)
 				{
-					grant_free(&s->grant);
 					session_init(f, s, wsi, SESS_SSE);
 					(void) session_auth_from_request(f, s, wsi);
 				}
