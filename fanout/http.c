@@ -25,6 +25,23 @@ static int	serve_asset(struct fanout *f, struct session *s, const char *name,
 static int	parse_poll_path(const char *path, int64_t *id, bool *events);
 static int	write_headers(struct session *s, int status, const char *ctype, size_t len);
 
+/*
+ * A reconnecting EventSource sends the id of the last event it saw: the
+ * version it has.  The stream then resumes like a WebSocket subscribe with
+ * that version (a snapshot once the poll changes past it).
+ */
+static int64_t
+last_event_id(struct lws *wsi)
+{
+	char		buf[32];
+	int			n = lws_hdr_custom_copy(wsi, buf, sizeof(buf), "last-event-id:", 14);
+	int64_t		v;
+
+	if (n <= 0 || parse_int64(buf, (size_t) n, &v) < 0)
+		return 0;
+	return v;
+}
+
 static int
 write_headers(struct session *s, int status, const char *ctype, size_t len)
 {
@@ -214,7 +231,7 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 				else
 					s->kind = SESS_HTTP_SNAPSHOT;
 				p = poll_get(f, id);
-				if (!p || !sub_add(f, s, p, 0))
+				if (!p || !sub_add(f, s, p, events ? last_event_id(wsi) : 0))
 					return -1;
 				return 0;
 			}

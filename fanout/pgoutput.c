@@ -392,3 +392,66 @@ tally_from_tuple(const struct pgo_relation *rel, const struct pgo_msg *m,
 		return -1;
 	return 0;
 }
+
+/*
+ * A text[] in PostgreSQL's text output ({a,"b c","q\\"x"}) -> malloc'd
+ * strings.  NULL elements are refused (labels are NOT NULL).  On error,
+ * *labels and *n still describe what was allocated, for the caller to free.
+ */
+int
+parse_text_array(const char *s, int max, char ***labels, int *n)
+{
+	size_t		len = strlen(s);
+	char	  **out = calloc((size_t) (max > 0 ? max : 1), sizeof(char *));
+	int			k = 0;
+	size_t		i = 1;
+
+	*labels = out;
+	*n = 0;
+	if (!out || len < 2 || s[0] != '{' || s[len - 1] != '}')
+		return -1;
+	while (i < len - 1)
+	{
+		char	   *buf;
+		size_t		o = 0;
+		bool		quoted = s[i] == '"';
+
+		if (k >= max || !(buf = malloc(len)))
+			goto bad;
+		out[k++] = buf;
+		*n = k;
+		if (quoted)
+		{
+			i++;
+			while (i < len - 1 && s[i] != '"')
+			{
+				if (s[i] == '\\' && i + 1 < len - 1)
+					i++;
+				buf[o++] = s[i++];
+			}
+			if (i >= len - 1)
+				goto bad;		/* no closing quote */
+			i++;
+		}
+		else
+		{
+			while (i < len - 1 && s[i] != ',')
+				buf[o++] = s[i++];
+			if (o == 0 || (o == 4 && memcmp(buf, "NULL", 4) == 0))
+			{
+				buf[o] = '\0';
+				goto bad;		/* empty or NULL element */
+			}
+		}
+		buf[o] = '\0';
+		if (i < len - 1)
+		{
+			if (s[i] != ',' || i + 1 == len - 1)
+				goto bad;
+			i++;
+		}
+	}
+	return 0;
+bad:
+	return -1;
+}

@@ -85,6 +85,9 @@ int			parse_votes(const char *s, size_t len, int64_t *votes, int max, int *n);
 /* a non-negative decimal bigint of exactly len bytes; 0 or -1 */
 int			parse_int64(const char *s, size_t len, int64_t *out);
 
+/* a text[] in text output -> malloc'd strings (max elements); 0 or -1 */
+int			parse_text_array(const char *s, int max, char ***labels, int *n);
+
 /* "scheduled"/"open"/"closed" -> 0/1/2, else -1 */
 int			parse_status(const char *s, size_t len);
 

@@ -43,7 +43,6 @@ static void query_readable(struct fanout *f);
 static void query_next(struct fanout *f);
 static void handle_copy_data(struct fanout *f, const unsigned char *buf, size_t len);
 static void handle_result(struct fanout *f, PGresult *res);
-static int	parse_labels(const char *s, char ***labels, int *n);
 static uint64_t get_u64(const unsigned char *p);
 static void put_u64(unsigned char *p, uint64_t v);
 
@@ -91,8 +90,8 @@ db_healthy(const struct fanout *f)
 static PGconn *
 connect_db(struct fanout *f, bool replication)
 {
-	const char *keys[6];
-	const char *vals[6];
+	const char *keys[8];
+	const char *vals[8];
 	int			n = 0;
 	PGconn	   *conn;
 
@@ -105,6 +104,8 @@ connect_db(struct fanout *f, bool replication)
 	vals[n++] = "poll-fanout";
 	keys[n] = "connect_timeout";
 	vals[n++] = "5";
+	keys[n] = "client_encoding";	/* labels go out as JSON, which is UTF-8 */
+	vals[n++] = "UTF8";
 	if (replication)
 	{
 		keys[n] = "replication";
@@ -376,64 +377,6 @@ query_next(struct fanout *f)
 	f->db.query_poll = p->id;
 }
 
-/* "{a,"b c",NULL}" -> labels; 0 or -1 */
-static int
-parse_labels(const char *s, char ***labels, int *n)
-{
-	size_t		len = strlen(s);
-	char	  **out = calloc(MAX_OPTIONS, sizeof(char *));
-	int			k = 0;
-	size_t		i = 1;
-
-	*labels = out;
-	*n = 0;
-	if (!out || len < 2 || s[0] != '{' || s[len - 1] != '}')
-		return -1;
-	while (i < len - 1)
-	{
-		char	   *buf = malloc(len);
-		size_t		o = 0;
-
-		if (!buf || k >= MAX_OPTIONS)
-		{
-			free(buf);
-			goto bad;
-		}
-		if (s[i] == '"')
-		{
-			i++;
-			while (i < len - 1 && s[i] != '"')
-			{
-				if (s[i] == '\\' && i + 1 < len - 1)
-					i++;
-				buf[o++] = s[i++];
-			}
-			if (s[i] != '"')
-			{
-				free(buf);
-				goto bad;
-			}
-			i++;
-		}
-		else
-			while (i < len - 1 && s[i] != ',')
-				buf[o++] = s[i++];
-		buf[o] = '\0';
-		out[k++] = buf;
-		if (i < len - 1)
-		{
-			if (s[i] != ',')
-				goto bad;
-			i++;
-		}
-	}
-	*n = k;
-	return 0;
-bad:
-	*n = k;
-	return -1;
-}
-
 static void
 handle_result(struct fanout *f, PGresult *res)
 {
@@ -465,7 +408,7 @@ handle_result(struct fanout *f, PGresult *res)
 		parse_int64(PQgetvalue(res, 0, 3), (size_t) PQgetlength(res, 0, 3), &row.ballots) < 0 ||
 		parse_votes(PQgetvalue(res, 0, 4), (size_t) PQgetlength(res, 0, 4), row.votes,
 					TALLY_MAX_VOTES, &row.n_votes) < 0 ||
-		parse_labels(PQgetvalue(res, 0, 5), &labels, &n_labels) < 0)
+		parse_text_array(PQgetvalue(res, 0, 5), MAX_OPTIONS, &labels, &n_labels) < 0)
 	{
 		logmsg("postgres: snapshot of poll %lld is not understood", (long long) p->id);
 		for (int i = 0; i < n_labels; i++)

@@ -29,6 +29,18 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		(void) pgo_parse(data, size, &m);
 		(void) parse_votes((const char *) data, size, votes, TALLY_MAX_VOTES, &n);
 	}
+	{
+		char	   *str = malloc(size + 1);
+		char	  **labels;
+
+		memcpy(str, data, size);
+		str[size] = '\0';
+		(void) parse_text_array(str, 64, &labels, &n);
+		for (int i = 0; i < n; i++)
+			free(labels[i]);
+		free(labels);
+		free(str);
+	}
 	while (off + 2 <= size)
 	{
 		size_t		len = (size_t) data[off] << 8 | data[off + 1];

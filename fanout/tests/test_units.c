@@ -332,6 +332,44 @@ test_values(void)
 }
 
 static void
+free_labels(char **l, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+static void
+test_text_array(void)
+{
+	char	  **l;
+	int			n;
+
+	CHECK(parse_text_array("{Red,Blue,Green}", 64, &l, &n) == 0 && n == 3 &&
+		  strcmp(l[2], "Green") == 0, "plain labels");
+	free_labels(l, n);
+	CHECK(parse_text_array("{\"a b\",\"q\\\"x\",\"c,d\",\"{}\",\"NULL\",\"back\\\\slash\",Ünï}", 64, &l, &n) == 0 &&
+		  n == 7 && strcmp(l[0], "a b") == 0 && strcmp(l[1], "q\"x") == 0 &&
+		  strcmp(l[2], "c,d") == 0 && strcmp(l[3], "{}") == 0 && strcmp(l[4], "NULL") == 0 &&
+		  strcmp(l[5], "back\\slash") == 0 && strcmp(l[6], "Ünï") == 0, "quoted labels");
+	free_labels(l, n);
+	CHECK(parse_text_array("{}", 64, &l, &n) == 0 && n == 0, "empty array");
+	free_labels(l, n);
+	CHECK(parse_text_array("{a,NULL}", 64, &l, &n) < 0, "NULL element");
+	free_labels(l, n);
+	CHECK(parse_text_array("{a,,b}", 64, &l, &n) < 0, "empty element");
+	free_labels(l, n);
+	CHECK(parse_text_array("{\"open}", 64, &l, &n) < 0, "unterminated quote");
+	free_labels(l, n);
+	CHECK(parse_text_array("{a,b,c}", 2, &l, &n) < 0, "more than max");
+	free_labels(l, n);
+	CHECK(parse_text_array("a,b", 64, &l, &n) < 0, "no braces");
+	free_labels(l, n);
+	CHECK(parse_text_array("{a,}", 64, &l, &n) < 0, "trailing comma");
+	free_labels(l, n);
+}
+
+static void
 test_client_messages(void)
 {
 	struct client_msg m;
@@ -514,6 +552,7 @@ main(void)
 {
 	test_pgoutput();
 	test_values();
+	test_text_array();
 	test_client_messages();
 	test_json_writer();
 	test_tokens();

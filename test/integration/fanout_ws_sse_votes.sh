@@ -6,7 +6,7 @@
 need_node
 
 p1=$(new_poll 'Best colour' Red Blue Green)
-p2=$(new_poll 'Best "quoted" \ label' 'Ünïcode ✓' 'Two' 'Three' 'Four')
+p2=$(new_poll 'Best "quoted" \ label' 'Ünïcode ✓' 'Two, "quoted" {x} \ y' 'NULL' 'Four')
 start_daemon
 wait_healthy
 
@@ -36,9 +36,17 @@ node -e '
 const m = JSON.parse(process.argv[1]);
 const want = process.argv[2].trim().split("\n").map(l => l.split("|").map(Number));
 if (m.type !== "snapshot" || m.title !== "Best \"quoted\" \\ label") throw new Error("bad snapshot " + process.argv[1]);
-if (m.options[0].label !== "Ünïcode ✓") throw new Error("label not round-tripped: " + m.options[0].label);
+const labels = ["Ünïcode ✓", "Two, \"quoted\" {x} \\ y", "NULL", "Four"];
+labels.forEach((l, i) => { if (m.options[i].label !== l) throw new Error("label not round-tripped: " + m.options[i].label); });
 want.forEach(([p, o, v]) => { if (m.options[o - 1].votes !== v) throw new Error(`option ${o}: ${m.options[o - 1].votes} != ${v}`); });
 ' "$body" "$(expected_results "$p2")" || fail "GET /polls/$p2 does not match poll.results: $body"
+
+# a reconnecting EventSource sends Last-Event-ID: nothing until the poll changes past it
+v=$(psql_q -c "SELECT version FROM poll.tally WHERE poll_id = $p1")
+timeout 1 curl -s -N -H "Last-Event-ID: $v" "$(BASE)/polls/$p1/events" >"$WORK/resume" || true
+[ ! -s "$WORK/resume" ] || fail "SSE with Last-Event-ID $v resent: $(head -c 200 "$WORK/resume")"
+timeout 1 curl -s -N -H "Last-Event-ID: $((v - 1))" "$(BASE)/polls/$p1/events" >"$WORK/resume" || true
+grep -q "^id: $v\$" "$WORK/resume" || fail "SSE with Last-Event-ID $((v - 1)) did not get version $v"
 
 # messages were coalesced: far fewer messages than folds would need
 sent=$(metric poll_fanout_messages_sent_total)
