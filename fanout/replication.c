@@ -387,9 +387,19 @@ handle_result(struct fanout *f, PGresult *res)
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
 		logmsg("postgres: snapshot of poll %lld failed: %s", (long long) f->db.query_poll,
 			   PQresultErrorMessage(res));
-		if (p)
+		/*
+		 * The connection going away is not the poll's fault: every cached
+		 * poll is re-snapshotted after the reconnection.  Otherwise a poll
+		 * being loaded is reported unknown; a loaded one keeps its state.
+		 */
+		if (!state || PQstatus(f->db.query) != CONNECTION_OK ||
+			strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0)
+			return;
+		if (p && p->state == POLL_LOADING)
 			poll_not_found(f, p);
 		return;
 	}

@@ -54,6 +54,26 @@ outage() {
 }
 outage stop
 outage kill
+
+# a daemon started while Postgres is down serves, says 503, and catches up
+"$CLUSTER" stop "$POLL_CLUSTER_DIR"
+first_pid=$DAEMON_PID
+first_port=$DAEMON_PORT
+first_log=$DAEMON_LOG
+start_daemon
+[ "$(http_code "$(BASE)/healthz")" = 503 ] || fail "/healthz of a daemon started without Postgres is not 503"
+[ "$(http_code "$(BASE)/polls/$p1")" = 503 ] || fail "an uncached snapshot without Postgres is not 503"
+client_start late ws "$p1,$p2"
+sleep 1
+"$CLUSTER" start "$POLL_CLUSTER_DIR" "$PGPORT"
+wait_healthy 30
+wait_client_matches late "$p1,$p2" 30
+client_clean late
+echo "ok: a daemon started before Postgres catches up"
+stop_daemon
+DAEMON_PID=$first_pid
+DAEMON_PORT=$first_port
+DAEMON_LOG=$first_log
 client_clean ws1
 client_clean sse1
 grep -q "reconnecting in" "$DAEMON_LOG" || fail "the daemon did not log its reconnection reason"
