@@ -40,4 +40,4 @@ test: deps
 	@test/run.sh
 
 bench: deps
-	@bench/run.sh
+	@QUICK=$(QUICK) bench/run.sh

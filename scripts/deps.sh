@@ -9,6 +9,7 @@ packages=(
 	libwebsockets-dev libjansson-dev libjwt-dev libssl-dev
 	libipc-run-perl
 	chromium
+	gnuplot-nox
 )
 # Node.js runs the browser test's driver; keep a node that is already there.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)

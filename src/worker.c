@@ -8,7 +8,7 @@
  * everything committed meanwhile.  Folds start at least FOLD_GAP_MS apart:
  * each fold is a transaction with a commit, and at thousands of votes per
  * second folding on every wake-up would spend a core on commits alone; 5 ms
- * batches hundreds of votes into one fold for at most 5 ms of extra delay.
+ * batches hundreds of votes into one fold for at most 10 ms of extra delay.
  * poll.fold_interval bounds the sleep.
  * Every 500 ms it also records status changes made by the clock, applies
  * rollup retention, and vacuums poll.change when it folded anything: that
@@ -47,7 +47,9 @@
 #include "poll.h"
 
 #define TICK_MS			500		/* status clock and retention */
-#define FOLD_GAP_MS		5		/* least time between the starts of two folds */
+#define FOLD_REST_FACTOR	4	/* rest after a fold, in multiples of its duration */
+#define FOLD_REST_MIN_US	1000
+#define FOLD_REST_MAX_US	20000
 #define MAX_BACKOFF_MS	30000
 
 typedef enum StepResult
@@ -215,7 +217,8 @@ poll_worker_main(Datum arg)
 {
 	TimestampTz next_tick = 0;
 	TimestampTz retry_at = 0;
-	TimestampTz last_fold_start = 0;
+	TimestampTz fold_start;
+	TimestampTz rest_until = 0;
 	int			backoff_ms = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -253,13 +256,13 @@ poll_worker_main(Datum arg)
 		now = GetCurrentTimestamp();
 		if (now >= retry_at)
 		{
-			long		since_fold = TimestampDifferenceMilliseconds(last_fold_start, now);
-
-			if (since_fold < FOLD_GAP_MS)
-				(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 FOLD_GAP_MS - since_fold, PG_WAIT_EXTENSION);
-			last_fold_start = GetCurrentTimestamp();
+			if (now < rest_until)
+				pg_usleep(rest_until - now);	/* at most FOLD_REST_MAX_US */
+			fold_start = GetCurrentTimestamp();
 			r = run_step("folding", fold_step);
+			now = GetCurrentTimestamp();
+			rest_until = now + Max(FOLD_REST_MIN_US,
+								   Min(FOLD_REST_MAX_US, FOLD_REST_FACTOR * (now - fold_start)));
 			now = GetCurrentTimestamp();
 			if (r == STEP_OK && now >= next_tick)
 			{
