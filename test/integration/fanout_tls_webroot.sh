@@ -22,7 +22,8 @@ for _ in $(seq 1 100); do
 done
 [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$DAEMON_PORT/healthz")" = 200 ] ||
 	fail "/healthz over HTTPS is not 200"
-curl -s --cacert "$WORK/cert.pem" "https://127.0.0.1:$DAEMON_PORT/polls/$poll" | grep -q '"type":"snapshot"' ||
+curl -s --cacert "$WORK/cert.pem" "https://127.0.0.1:$DAEMON_PORT/polls/$poll" >"$WORK/body" || true
+grep -q '"type":"snapshot"' "$WORK/body" ||
 	fail "GET /polls over HTTPS (verified certificate) failed"
 code=$(curl -s -o /dev/null -m 3 -w '%{http_code}' "http://127.0.0.1:$DAEMON_PORT/healthz" || true)
 [ "$code" != 200 ] || fail "clear-text HTTP is served on the TLS port"
@@ -41,12 +42,15 @@ wait "$DAEMON_PID" 2>/dev/null || true
 mkdir -p "$WORK/www"
 echo '<!doctype html><title>custom page</title><p>served from --web-root</p>' >"$WORK/www/index.html"
 start_daemon --web-root "$WORK/www"
-curl -s "$(BASE)/" | grep -q "served from --web-root" || fail "--web-root index.html not served"
+curl -s "$(BASE)/" >"$WORK/body" || true
+grep -q "served from --web-root" "$WORK/body" || fail "--web-root index.html not served"
 [ "$(http_code "$(BASE)/poll-client.js")" = 404 ] || fail "a file missing from --web-root should be 404"
 stop_daemon
 start_daemon
-curl -s "$(BASE)/" | grep -q "/poll-client.js" || fail "the built-in page does not load /poll-client.js"
-curl -s "$(BASE)/poll-client.js" | grep -q "PollClient" || fail "the built-in client is not served"
+curl -s "$(BASE)/" >"$WORK/body" || true
+grep -q "/poll-client.js" "$WORK/body" || fail "the built-in page does not load /poll-client.js"
+curl -s "$(BASE)/poll-client.js" >"$WORK/body" || true
+grep -q "PollClient" "$WORK/body" || fail "the built-in client is not served"
 ctype=$(curl -s -o /dev/null -w '%{content_type}' "$(BASE)/poll-client.js")
 case "$ctype" in application/javascript*) ;; *) fail "poll-client.js served as $ctype" ;; esac
 echo "ok: TLS and --web-root"
