@@ -13,7 +13,7 @@ polls=$(psql_q -c "SELECT string_agg(poll.create_poll('busy ' || i, ARRAY[${labe
 start_daemon
 wait_healthy
 
-python3 "$FANOUT_TESTS/stall_client.py" 127.0.0.1 "$DAEMON_PORT" "$polls" >"$WORK/stall.out" 2>&1 &
+node "$FANOUT_TESTS/stall_client.js" 127.0.0.1 "$DAEMON_PORT" "$polls" >"$WORK/stall.out" 2>&1 &
 PIDS+=($!)
 client_start reader ws "${polls%%,*}"
 sleep 1
