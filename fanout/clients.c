@@ -272,9 +272,12 @@ handle_message(struct session *s, const char *buf, size_t len)
 						existing = s->subs[i];
 				if (existing)
 				{
-					/* a resubscription: the client tells us what it has */
-					existing->sent_version = m.has_version ? m.version : 0;
-					existing->need_snapshot = true;
+					/*
+					 * A resubscription on the same connection: never send a
+					 * version twice, so only ever move forward.
+					 */
+					if (m.has_version && m.version > existing->sent_version)
+						existing->sent_version = m.version;
 					existing->dirty = existing->poll->state != POLL_LOADING;
 					if (existing->dirty)
 						request_write(s);
