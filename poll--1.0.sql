@@ -386,7 +386,9 @@ COMMENT ON FUNCTION poll.retract_vote(bigint, text) IS
 -- The fold
 ----------------------------------------------------------------------------
 
-CREATE FUNCTION poll.fold() RETURNS bigint
+-- only_poll: fold that poll alone (NULL: all); skip_polls: leave these
+-- polls' changes pending (the worker's quarantine, see src/worker.c).
+CREATE FUNCTION poll._fold(only_poll bigint, skip_polls bigint[]) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -397,7 +399,10 @@ BEGIN
 	-- are aggregated once, by poll, option, segment and minute; everything
 	-- downstream reads that small set.
 	WITH moved AS (
-		DELETE FROM poll.change RETURNING *
+		DELETE FROM poll.change c
+		 WHERE (only_poll IS NULL OR c.poll_id = only_poll)
+		   AND c.poll_id <> ALL (skip_polls)
+		RETURNING *
 	), agg AS (
 		SELECT m.poll_id, m.option_id, m.segment,
 			   date_bin('1 minute', m.at, '2000-01-01 00:00:00+00') AS minute,
@@ -453,6 +458,13 @@ BEGIN
 	RETURN n;
 END
 $$;
+COMMENT ON FUNCTION poll._fold(bigint, bigint[]) IS
+	'Folds the pending changes of one poll or of all polls but some; returns the number of change records folded.';
+
+CREATE FUNCTION poll.fold() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT poll._fold(NULL, '{}') $$;
 COMMENT ON FUNCTION poll.fold() IS
 	'Folds pending changes into tallies and rollups now (what the background worker does continuously); returns the number of change records folded.';
 

@@ -18,7 +18,12 @@
  *
  * Each unit of work is its own transaction.  An error is logged, counted
  * in shared memory and retried with backoff: the worker never exits on an
- * ERROR (no crash loop).  Folding is poll.fold(), which is safe to run
+ * ERROR (no crash loop).  One poll whose changes cannot be folded (a
+ * constraint someone added, a damaged row) must not stop the folding of
+ * the others: when a fold of all polls fails, each pending poll is folded
+ * alone, and a poll that fails alone is quarantined — left out of later
+ * folds, its changes kept pending (poll.results still counts them) and
+ * retried alone every QUARANTINE_RETRY_MS.  Folding is poll.fold(), which is safe to run
  * concurrently with a manual poll.fold() (see poll--1.0.sql).
  */
 #include "postgres.h"
@@ -38,6 +43,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -51,6 +57,8 @@
 #define FOLD_REST_MIN_US	1000
 #define FOLD_REST_MAX_US	20000
 #define MAX_BACKOFF_MS	30000
+#define MAX_QUARANTINE	64
+#define QUARANTINE_RETRY_MS 5000
 
 typedef enum StepResult
 {
@@ -170,10 +178,34 @@ exec_int8(const char *sql)
 
 static uint64 folded_since_vacuum = 0;
 
+/* polls left out of the folds of all polls; worker-local */
+static int64 quarantine[MAX_QUARANTINE];
+static int	nquarantine = 0;
+
+/* fold_step's argument: one poll, or 0 for all but the quarantined */
+static int64 fold_only = 0;
+
+/* pending_step's result: polls with pending changes, not quarantined */
+static int64 pending[1024];
+static int	npending = 0;
+
 static void
 fold_step(void)
 {
-	int64		folded = exec_int8("SELECT poll.fold()");
+	StringInfoData sql;
+	int64		folded;
+
+	initStringInfo(&sql);
+	if (fold_only != 0)
+		appendStringInfo(&sql, "SELECT poll._fold(" INT64_FORMAT ", '{}')", fold_only);
+	else
+	{
+		appendStringInfoString(&sql, "SELECT poll._fold(NULL, '{");
+		for (int i = 0; i < nquarantine; i++)
+			appendStringInfo(&sql, "%s" INT64_FORMAT, i > 0 ? "," : "", quarantine[i]);
+		appendStringInfoString(&sql, "}')");
+	}
+	folded = exec_int8(sql.data);
 
 	folded_since_vacuum += folded;
 	SpinLockAcquire(&poll_shared->mutex);
@@ -181,6 +213,75 @@ fold_step(void)
 	poll_shared->folds++;
 	poll_shared->changes_folded += folded;
 	SpinLockRelease(&poll_shared->mutex);
+}
+
+static void
+pending_step(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute("SELECT DISTINCT poll_id FROM poll.change", true, lengthof(pending)) != SPI_OK_SELECT)
+		elog(ERROR, "reading pending polls failed");
+	npending = 0;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		bool		quarantined = false;
+
+		for (int q = 0; q < nquarantine; q++)
+			quarantined |= (quarantine[q] == id);
+		if (!quarantined)
+			pending[npending++] = id;
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+}
+
+/*
+ * After a failed fold of all polls: fold each pending poll alone and
+ * quarantine those that fail alone.  Returns true when that isolated the
+ * failure (the folds of all polls can go on).
+ */
+static bool
+isolate_failing_polls(void)
+{
+	bool		isolated = false;
+
+	if (run_step("finding the poll that fails to fold", pending_step) != STEP_OK)
+		return false;
+	for (int i = 0; i < npending; i++)
+	{
+		fold_only = pending[i];
+		if (run_step("folding one poll", fold_step) == STEP_FAILED && nquarantine < MAX_QUARANTINE)
+		{
+			quarantine[nquarantine++] = pending[i];
+			ereport(LOG,
+					(errmsg("poll fold worker: changes of poll " INT64_FORMAT " cannot be folded; they stay pending and are retried every %d s",
+							pending[i], QUARANTINE_RETRY_MS / 1000)));
+			isolated = true;
+		}
+	}
+	fold_only = 0;
+	return isolated;
+}
+
+/* Retries each quarantined poll alone; one that folds leaves quarantine. */
+static void
+retry_quarantine(void)
+{
+	for (int i = 0; i < nquarantine; i++)
+	{
+		fold_only = quarantine[i];
+		if (run_step("folding a quarantined poll", fold_step) == STEP_OK)
+		{
+			ereport(LOG,
+					(errmsg("poll fold worker: poll " INT64_FORMAT " folds again", quarantine[i])));
+			quarantine[i--] = quarantine[--nquarantine];
+		}
+	}
+	fold_only = 0;
 }
 
 static void
@@ -219,6 +320,7 @@ poll_worker_main(Datum arg)
 	TimestampTz retry_at = 0;
 	TimestampTz fold_start;
 	TimestampTz rest_until = 0;
+	TimestampTz next_quarantine_retry = 0;
 	int			backoff_ms = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -260,7 +362,18 @@ poll_worker_main(Datum arg)
 				pg_usleep(rest_until - now);	/* at most FOLD_REST_MAX_US */
 			fold_start = GetCurrentTimestamp();
 			r = run_step("folding", fold_step);
+			if (r == STEP_FAILED && isolate_failing_polls())
+			{
+				r = STEP_OK;
+				next_quarantine_retry = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																	QUARANTINE_RETRY_MS);
+			}
 			now = GetCurrentTimestamp();
+			if (nquarantine > 0 && now >= next_quarantine_retry)
+			{
+				retry_quarantine();
+				next_quarantine_retry = TimestampTzPlusMilliseconds(now, QUARANTINE_RETRY_MS);
+			}
 			rest_until = now + Max(FOLD_REST_MIN_US,
 								   Min(FOLD_REST_MAX_US, FOLD_REST_FACTOR * (now - fold_start)));
 			now = GetCurrentTimestamp();
