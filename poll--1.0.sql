@@ -23,7 +23,7 @@
  *                            for the winner and then skips its rows).
  *   poll.tally,              written only by fold() (and, for status and
  *   poll.tally_segment,      version, by close_poll and the worker's
- *   poll.rollup_*            status tick).  One poll.tally row per poll
+ *   poll.rollup              status tick).  One poll.tally row per poll
  *                            holds the whole folded state that browsers
  *                            see: version, status, ballots, votes[].
  *
@@ -155,21 +155,16 @@ CREATE TABLE poll.tally_segment (
 );
 COMMENT ON TABLE poll.tally_segment IS 'Folded votes per poll, segment and option; the empty segment stands for ballots without one.';
 
-CREATE TABLE poll.rollup_minute (
+CREATE TABLE poll.rollup (
+	grain			text NOT NULL CHECK (grain IN ('minute', 'hour', 'day')),
 	poll_id			bigint NOT NULL,
 	option_id		int NOT NULL,
 	bucket			timestamptz NOT NULL,
 	votes			bigint NOT NULL,
-	PRIMARY KEY (poll_id, option_id, bucket)
+	PRIMARY KEY (grain, poll_id, option_id, bucket)
 );
-CREATE INDEX ON poll.rollup_minute (bucket);
-COMMENT ON TABLE poll.rollup_minute IS 'Net change of each option''s tally per UTC minute, kept for poll.minute_retention.';
-
-CREATE TABLE poll.rollup_hour (LIKE poll.rollup_minute INCLUDING ALL);
-COMMENT ON TABLE poll.rollup_hour IS 'Net change of each option''s tally per UTC hour, kept for poll.hour_retention.';
-
-CREATE TABLE poll.rollup_day (LIKE poll.rollup_minute INCLUDING ALL);
-COMMENT ON TABLE poll.rollup_day IS 'Net change of each option''s tally per UTC day, kept forever.';
+CREATE INDEX ON poll.rollup (grain, bucket);
+COMMENT ON TABLE poll.rollup IS 'Net change of each option''s tally per UTC minute, hour and day; minutes kept for poll.minute_retention, hours for poll.hour_retention, days forever.';
 
 -- pg_dump must dump the data of every table: it is the product.
 SELECT pg_catalog.pg_extension_config_dump('poll.poll', '');
@@ -179,9 +174,7 @@ SELECT pg_catalog.pg_extension_config_dump('poll.ballot', '');
 SELECT pg_catalog.pg_extension_config_dump('poll.change', '');
 SELECT pg_catalog.pg_extension_config_dump('poll.tally', '');
 SELECT pg_catalog.pg_extension_config_dump('poll.tally_segment', '');
-SELECT pg_catalog.pg_extension_config_dump('poll.rollup_minute', '');
-SELECT pg_catalog.pg_extension_config_dump('poll.rollup_hour', '');
-SELECT pg_catalog.pg_extension_config_dump('poll.rollup_day', '');
+SELECT pg_catalog.pg_extension_config_dump('poll.rollup', '');
 
 -- The change feed.  A publication is not an extension member: it survives
 -- DROP EXTENSION (emptied), so a re-create adds the table back.
@@ -433,25 +426,15 @@ BEGIN
 		  FROM agg a GROUP BY 1, 2, 3
 		ON CONFLICT (poll_id, segment, option_id)
 		DO UPDATE SET votes = r.votes + excluded.votes
-	), minute AS (
-		INSERT INTO poll.rollup_minute AS r (poll_id, option_id, bucket, votes)
-		SELECT a.poll_id, a.option_id, a.minute, sum(a.votes)
-		  FROM agg a GROUP BY 1, 2, 3 HAVING sum(a.votes) <> 0
-		ON CONFLICT (poll_id, option_id, bucket)
-		DO UPDATE SET votes = r.votes + excluded.votes
-	), hour AS (
-		INSERT INTO poll.rollup_hour AS r (poll_id, option_id, bucket, votes)
-		SELECT a.poll_id, a.option_id,
-			   date_bin('1 hour', a.minute, '2000-01-01 00:00:00+00'), sum(a.votes)
-		  FROM agg a GROUP BY 1, 2, 3 HAVING sum(a.votes) <> 0
-		ON CONFLICT (poll_id, option_id, bucket)
-		DO UPDATE SET votes = r.votes + excluded.votes
-	), day AS (
-		INSERT INTO poll.rollup_day AS r (poll_id, option_id, bucket, votes)
-		SELECT a.poll_id, a.option_id,
-			   date_bin('1 day', a.minute, '2000-01-01 00:00:00+00'), sum(a.votes)
-		  FROM agg a GROUP BY 1, 2, 3 HAVING sum(a.votes) <> 0
-		ON CONFLICT (poll_id, option_id, bucket)
+	), rollup AS (
+		INSERT INTO poll.rollup AS r (grain, poll_id, option_id, bucket, votes)
+		SELECT g.grain, a.poll_id, a.option_id,
+			   date_bin(g.width, a.minute, '2000-01-01 00:00:00+00'), sum(a.votes)
+		  FROM agg a
+		 CROSS JOIN (VALUES ('minute', interval '1 minute'), ('hour', interval '1 hour'),
+							('day', interval '1 day')) AS g(grain, width)
+		 GROUP BY 1, 2, 3, 4 HAVING sum(a.votes) <> 0
+		ON CONFLICT (grain, poll_id, option_id, bucket)
 		DO UPDATE SET votes = r.votes + excluded.votes
 	)
 	SELECT coalesce(sum(a.changes), 0) INTO n FROM agg a;
@@ -500,9 +483,11 @@ BEGIN
 	-- Every fold writes all three rollups in one transaction, so coarser
 	-- rollups have always absorbed what is dropped here.  A bucket is
 	-- dropped only once it has wholly passed out of retention.
-	DELETE FROM poll.rollup_minute WHERE bucket + interval '1 minute' <= now() - minute_keep;
+	DELETE FROM poll.rollup
+	 WHERE grain = 'minute' AND bucket + interval '1 minute' <= now() - minute_keep;
 	GET DIAGNOSTICS m = ROW_COUNT;
-	DELETE FROM poll.rollup_hour WHERE bucket + interval '1 hour' <= now() - hour_keep;
+	DELETE FROM poll.rollup
+	 WHERE grain = 'hour' AND bucket + interval '1 hour' <= now() - hour_keep;
 	GET DIAGNOSTICS h = ROW_COUNT;
 	RETURN m + h;
 END
@@ -587,15 +572,15 @@ COMMENT ON COLUMN poll.poll_summary.ballots IS 'Live ballots (exact, folded or n
 COMMENT ON COLUMN poll.poll_summary.last_vote_at IS 'Time of the last cast, change or retraction.';
 
 CREATE VIEW poll.votes_per_minute AS
-SELECT poll_id, option_id, bucket, votes FROM poll.rollup_minute;
+SELECT poll_id, option_id, bucket, votes FROM poll.rollup WHERE grain = 'minute';
 COMMENT ON VIEW poll.votes_per_minute IS 'Net change of each option''s tally per UTC minute, as of the last fold; kept for poll.minute_retention.';
 
 CREATE VIEW poll.votes_per_hour AS
-SELECT poll_id, option_id, bucket, votes FROM poll.rollup_hour;
+SELECT poll_id, option_id, bucket, votes FROM poll.rollup WHERE grain = 'hour';
 COMMENT ON VIEW poll.votes_per_hour IS 'Net change of each option''s tally per UTC hour, as of the last fold; kept for poll.hour_retention.';
 
 CREATE VIEW poll.votes_per_day AS
-SELECT poll_id, option_id, bucket, votes FROM poll.rollup_day;
+SELECT poll_id, option_id, bucket, votes FROM poll.rollup WHERE grain = 'day';
 COMMENT ON VIEW poll.votes_per_day IS 'Net change of each option''s tally per UTC day, as of the last fold; kept forever.';
 
 DO $comments$
@@ -654,7 +639,7 @@ DECLARE
 	origin	constant timestamptz := '2000-01-01 00:00:00+00';
 	p		poll.poll;
 	secs	numeric;
-	grain	text;
+	src_grain text;
 	g		interval;
 	first	timestamptz;
 	last	timestamptz;
@@ -680,11 +665,11 @@ BEGIN
 	END IF;
 	-- the coarsest rollup whose grain divides the width
 	IF secs % 86400 = 0 THEN
-		grain := 'day'; g := '1 day';
+		src_grain := 'day'; g := '1 day';
 	ELSIF secs % 3600 = 0 THEN
-		grain := 'hour'; g := '1 hour';
+		src_grain := 'hour'; g := '1 hour';
 	ELSE
-		grain := 'minute'; g := '1 minute';
+		src_grain := 'minute'; g := '1 minute';
 	END IF;
 	-- fixed-length buckets, aligned in UTC
 	width := make_interval(secs => secs);
@@ -703,31 +688,35 @@ BEGIN
 				  HINT = 'At most 1000000 rows (buckets times options) are returned.';
 	END IF;
 
-	RETURN QUERY EXECUTE format($q$
+	RETURN QUERY
 		WITH buckets AS (
-			SELECT b FROM generate_series($1, $2, $3) AS b
+			SELECT b FROM generate_series(first, last, width) AS b
 		), options AS (
-			SELECT generate_series(1, $4) AS option_id
+			SELECT generate_series(1, p.n_options) AS option_id
 		), deltas AS (
-			SELECT date_bin($3, r.bucket, $5) AS b, r.option_id, sum(r.votes) AS votes
-			  FROM poll.rollup_%s r
-			 WHERE r.poll_id = $6 AND r.bucket >= $1 AND r.bucket < $2 + $3
+			SELECT date_bin(width, r.bucket, origin) AS b, r.option_id, sum(r.votes) AS votes
+			  FROM poll.rollup r
+			 WHERE r.grain = src_grain AND r.poll_id = series.poll_id
+			   AND r.bucket >= first AND r.bucket < last + width
 			 GROUP BY 1, 2
 		), before AS (
 			-- the tally when the first bucket begins, counted from the
 			-- poll's beginning: days, then hours, then minutes up to it
 			SELECT o.option_id,
-				   coalesce((SELECT sum(d.votes) FROM poll.rollup_day d
-							  WHERE d.poll_id = $6 AND d.option_id = o.option_id
-								AND d.bucket < date_bin('1 day', $1, $5)), 0)
-				 + coalesce((SELECT sum(h.votes) FROM poll.rollup_hour h
-							  WHERE h.poll_id = $6 AND h.option_id = o.option_id
-								AND h.bucket >= date_bin('1 day', $1, $5)
-								AND h.bucket < date_bin('1 hour', $1, $5)), 0)
-				 + coalesce((SELECT sum(m.votes) FROM poll.rollup_minute m
-							  WHERE m.poll_id = $6 AND m.option_id = o.option_id
-								AND m.bucket >= date_bin('1 hour', $1, $5)
-								AND m.bucket < $1), 0) AS votes
+				   coalesce((SELECT sum(d.votes) FROM poll.rollup d
+							  WHERE d.grain = 'day' AND d.poll_id = series.poll_id
+								AND d.option_id = o.option_id
+								AND d.bucket < date_bin('1 day', first, origin)), 0)
+				 + coalesce((SELECT sum(h.votes) FROM poll.rollup h
+							  WHERE h.grain = 'hour' AND h.poll_id = series.poll_id
+								AND h.option_id = o.option_id
+								AND h.bucket >= date_bin('1 day', first, origin)
+								AND h.bucket < date_bin('1 hour', first, origin)), 0)
+				 + coalesce((SELECT sum(m.votes) FROM poll.rollup m
+							  WHERE m.grain = 'minute' AND m.poll_id = series.poll_id
+								AND m.option_id = o.option_id
+								AND m.bucket >= date_bin('1 hour', first, origin)
+								AND m.bucket < first), 0) AS votes
 			  FROM options o
 		)
 		SELECT bk.b, o.option_id, coalesce(d.votes, 0)::bigint,
@@ -736,9 +725,7 @@ BEGIN
 		  FROM buckets bk CROSS JOIN options o
 		  JOIN before bf ON bf.option_id = o.option_id
 		  LEFT JOIN deltas d ON d.b = bk.b AND d.option_id = o.option_id
-		 ORDER BY bk.b, o.option_id
-	$q$, grain)
-	USING first, last, width, p.n_options, origin, series.poll_id;
+		 ORDER BY bk.b, o.option_id;
 END
 $$;
 COMMENT ON FUNCTION poll.series(bigint, interval, timestamptz, timestamptz) IS

@@ -25,15 +25,13 @@ SELECT * FROM poll_invariant_violations();
 
 -- series over rollups laid down by hand at known times (a poll of January)
 SELECT poll.create_poll('January', ARRAY['x', 'y'], opens_at => '2026-01-01 00:00+00') AS jan \gset
-INSERT INTO poll.rollup_minute VALUES
-	(:jan, 1, '2026-01-01 10:05+00', 2), (:jan, 2, '2026-01-01 10:59+00', 1),
-	(:jan, 1, '2026-01-01 11:30+00', 1), (:jan, 2, '2026-01-02 00:10+00', 1);
-INSERT INTO poll.rollup_hour VALUES
-	(:jan, 1, '2026-01-01 10:00+00', 2), (:jan, 2, '2026-01-01 10:00+00', 1),
-	(:jan, 1, '2026-01-01 11:00+00', 1), (:jan, 2, '2026-01-02 00:00+00', 1);
-INSERT INTO poll.rollup_day VALUES
-	(:jan, 1, '2026-01-01 00:00+00', 3), (:jan, 2, '2026-01-01 00:00+00', 1),
-	(:jan, 2, '2026-01-02 00:00+00', 1);
+INSERT INTO poll.rollup VALUES
+	('minute', :jan, 1, '2026-01-01 10:05+00', 2), ('minute', :jan, 2, '2026-01-01 10:59+00', 1),
+	('minute', :jan, 1, '2026-01-01 11:30+00', 1), ('minute', :jan, 2, '2026-01-02 00:10+00', 1),
+	('hour', :jan, 1, '2026-01-01 10:00+00', 2), ('hour', :jan, 2, '2026-01-01 10:00+00', 1),
+	('hour', :jan, 1, '2026-01-01 11:00+00', 1), ('hour', :jan, 2, '2026-01-02 00:00+00', 1),
+	('day', :jan, 1, '2026-01-01 00:00+00', 3), ('day', :jan, 2, '2026-01-01 00:00+00', 1),
+	('day', :jan, 2, '2026-01-02 00:00+00', 1);
 SET TimeZone = 'UTC';
 -- hourly, from the hour rollup; cumulative counts from the poll's beginning
 SELECT * FROM poll.series(:jan, '1 hour', '2026-01-01 10:30+00', '2026-01-01 12:00+00');
@@ -61,12 +59,12 @@ SELECT expect_error($$SELECT * FROM poll.series(NULL)$$);
 
 -- retention drops whole buckets past it, in minute and hour rollups only
 SELECT poll._apply_retention('1 minute', '1 hour') >= 7 AS dropped;
-SELECT count(*) AS minute_rows FROM poll.rollup_minute WHERE poll_id = :jan;
-SELECT count(*) AS hour_rows FROM poll.rollup_hour WHERE poll_id = :jan;
+SELECT count(*) AS minute_rows FROM poll.votes_per_minute WHERE poll_id = :jan;
+SELECT count(*) AS hour_rows FROM poll.votes_per_hour WHERE poll_id = :jan;
 SELECT * FROM poll.series(:jan, '1 day', NULL, '2026-01-02 12:00+00');
 -- recent buckets are kept
-SELECT count(*) > 0 AS recent_kept FROM poll.rollup_minute WHERE poll_id = :p;
-DELETE FROM poll.rollup_day WHERE poll_id = :jan;
+SELECT count(*) > 0 AS recent_kept FROM poll.votes_per_minute WHERE poll_id = :p;
+DELETE FROM poll.rollup WHERE poll_id = :jan;
 DELETE FROM poll.poll WHERE poll_id = :jan;
 
 -- the worker's clock records a status change once, bumping the version
