@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# push.sh OUTDIR — push and capacity benchmarks of poll-fanout, against the
+# LISTEN/NOTIFY baseline (bench/push_baseline.{c,sql}).
+#
+# Needs PGHOST/PGPORT/PGUSER/PGDATABASE pointing at a running cluster with the
+# extension, its worker and wal_level=logical (bench/run.sh's private cluster).
+# QUICK=1: 2 000 clients and one round (under a minute); otherwise 10 000
+# clients, three rounds of ours and the baseline alternated, and the idle
+# capacity test (under 6 minutes).
+#
+# Prints only markdown table rows: | benchmark | ours | baseline | ratio | target | met |
+# Raw data (every latency, each run's summary, logs) goes to OUTDIR.
+set -euo pipefail
+
+out=${1:?usage: push.sh OUTDIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+exec 3>&1 1>>"$out/push.log" 2>&1		# stdout is for the table rows only
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+QUICK=${QUICK:-0}
+: "${PGHOST:?} ${PGPORT:?} ${PGUSER:?} ${PGDATABASE:?}"
+conninfo="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
+
+if [ "$QUICK" = 1 ]; then
+	clients=2000; rounds=1; secs=6; warm_clients=500; warm_secs=2; idle_cap=5000; drain=5
+else
+	clients=10000; rounds=3; secs=15; warm_clients=2000; warm_secs=4; idle_cap=50000; drain=8
+fi
+rate=2000
+per_proc=19000	# connections per idle load process (each has RLIMIT_NOFILE too)
+
+q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+log() { echo "$(date -u +%T) $*"; }
+
+# ---- build ----
+make -s -C "$root/fanout" >/dev/null
+daemon_bin="$root/fanout/poll-fanout"
+cflags="-O2 -g -Wall -Wextra -Werror -I/usr/include/postgresql"
+gcc $cflags "$root/bench/pushload.c" -lpq -lcrypto -lpthread -o "$out/pushload"
+gcc $cflags "$root/bench/push_baseline.c" -lwebsockets -lpq -o "$out/push_baseline"
+
+# ---- what we start, we stop ----
+pids=()
+stop_pid() {	# pid: TERM, then KILL after 3 s
+	local p=$1 i
+	kill "$p" 2>/dev/null || return 0
+	for i in $(seq 1 30); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+	kill -9 "$p" 2>/dev/null || true
+}
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do stop_pid "$p"; done
+	q "DROP TRIGGER IF EXISTS push_baseline_notify ON poll.tally" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+free_port() {
+	local p
+	for p in $(shuf -i 20000-31999 -n 200); do
+		if ! ss -Htan "sport = :$p" | grep -q .; then echo "$p"; return; fi
+	done
+	echo "push.sh: no free port" >&2; exit 1
+}
+wait_http() {	# url: up to 15 s for a 200
+	local i
+	for i in $(seq 1 150); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ] && return 0
+		sleep 0.1
+	done
+	echo "push.sh: $1 not ready" >&2; return 1
+}
+wait_port() {
+	local i
+	for i in $(seq 1 150); do
+		ss -Hltn "sport = :$1" | grep -q . && return 0
+		sleep 0.1
+	done
+	echo "push.sh: nothing listening on $1" >&2; return 1
+}
+srv_pid=; srv_port=
+start_ours() {	# name
+	srv_port=$(free_port)
+	"$daemon_bin" --db "$conninfo" --listen "127.0.0.1:$srv_port" >"$out/fanout.$1.log" 2>&1 &
+	srv_pid=$!; pids+=("$srv_pid")
+	wait_http "http://127.0.0.1:$srv_port/healthz"
+}
+start_baseline() {	# name
+	psql -X -q -v ON_ERROR_STOP=1 -f "$root/bench/push_baseline.sql" 2>/dev/null
+	srv_port=$(free_port)
+	"$out/push_baseline" --db "$conninfo" --listen "$srv_port" >"$out/baseline.$1.log" 2>&1 &
+	srv_pid=$!; pids+=("$srv_pid")
+	wait_port "$srv_port"
+}
+stop_server() {	# which
+	stop_pid "$srv_pid"
+	[ "$1" = baseline ] && q "DROP TRIGGER IF EXISTS push_baseline_notify ON poll.tally"
+	return 0
+}
+src=10
+run_push() {	# which name clients seconds
+	local which=$1 name=$2 n=$3 s=$4
+	"start_$which" "$name"
+	"$out/pushload" push --port "$srv_port" --poll "$hot" --clients "$n" --conninfo "$conninfo" \
+		--seconds "$s" --pid "$srv_pid" --src-base "$src" --drain-max "$drain" \
+		--raw "$out/lat.$name.ms" >"$out/push.$name.txt"
+	src=$((src + 1 + n / 20000))
+	stop_server "$which"
+	log "$name: $(tr '\n' ' ' <"$out/push.$name.txt")"
+}
+
+# ---- the polls: option 1 of the hot poll receives only probe votes ----
+hot=$(q "SELECT poll.create_poll('Push', ARRAY['probe', 'a', 'b', 'c'])")
+idle_poll=$(q "SELECT poll.create_poll('Idle', ARRAY['a', 'b'])")
+{
+	echo '\set v random(1, 1000000000000000)'
+	echo "SELECT poll.cast_vote($hot, 'v' || :v, (2 + :v::bigint % 3)::int);"
+} >"$out/background.pgbench"
+log "clients=$clients rounds=$rounds secs=$secs ulimit -n=$(ulimit -n) hard=$(ulimit -Hn) file-max=$(cat /proc/sys/fs/file-max)"
+
+# ---- push: background votes at 2 000/s for the whole phase ----
+push_total=$((warm_secs + 12 + rounds * 2 * (secs + drain + 12)))
+(cd "$out" && exec "$PGBIN/pgbench" -n -M prepared -c 4 -j 2 -R "$rate" -T "$push_total" \
+	-f "$out/background.pgbench" >"$out/background.out" 2>&1) &
+bg=$!; pids+=("$bg")
+sleep 1
+run_push ours warm "$warm_clients" "$warm_secs"
+for r in $(seq 1 "$rounds"); do
+	if [ $((r % 2)) = 1 ]; then order="ours baseline"; else order="baseline ours"; fi
+	for which in $order; do
+		run_push "$which" "$which.$r" "$clients" "$secs"
+	done
+done
+bg_votes=$(q "SELECT coalesce(sum(votes), 0) FROM poll.results WHERE poll_id = $hot AND option_id > 1")
+stop_pid "$bg"
+wait "$bg" 2>/dev/null || true
+log "background: $bg_votes votes cast"
+
+# ---- capacity: idle subscribed connections held by one fresh daemon ----
+start_ours idle
+sleep 1
+rss0=$(awk '/^VmRSS:/ {print $2}' "/proc/$srv_pid/status")
+nproc_idle=$(( (idle_cap + per_proc - 1) / per_proc ))
+idle_pids=()
+for i in $(seq 1 "$nproc_idle"); do
+	n=$per_proc
+	[ "$i" = "$nproc_idle" ] && n=$((idle_cap - per_proc * (nproc_idle - 1)))
+	"$out/pushload" idle --port "$srv_port" --poll "$idle_poll" --clients "$n" --pid "$srv_pid" \
+		--src-base $((100 + 2 * i)) --hold-seconds 60 >"$out/idle.$i.txt" 2>&1 &
+	idle_pids+=("$!"); pids+=("$!")
+done
+for _ in $(seq 1 1200); do	# all report "held" (at most 120 s)
+	done_n=$(cat "$out"/idle.*.txt 2>/dev/null | grep -c '^held=' || true)
+	[ "$done_n" -ge "$nproc_idle" ] && break
+	kill -0 "$srv_pid" 2>/dev/null || break
+	sleep 0.1
+done
+sleep 1
+rssN=$(awk '/^VmRSS:/ {print $2}' "/proc/$srv_pid/status" 2>/dev/null || echo 0)
+metrics_clients=$(curl -s "http://127.0.0.1:$srv_port/metrics" | awk '/^poll_fanout_clients\{transport="websocket"\}/ {print $2}' || true)
+held=$(cat "$out"/idle.*.txt | awk -F'[= ]' '/^held=/ {s += $2} END {print s + 0}')
+for p in "${idle_pids[@]}"; do stop_pid "$p"; done
+daemon_alive=$(kill -0 "$srv_pid" 2>/dev/null && echo yes || echo no)
+stop_server ours
+log "idle: cap=$idle_cap held=$held metrics_clients=$metrics_clients rss0=${rss0}kB rssN=${rssN}kB daemon_alive=$daemon_alive"
+cat "$out"/idle.*.txt
+
+# ---- report ----
+val() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" "$out/push.$1.txt" | head -1; }
+median() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) print "-1"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+med() {	# which key
+	for r in $(seq 1 "$rounds"); do
+		v=$(val "$1.$r" "$2")
+		# a percentile that was never received counts as "slower than the drain"
+		if [ "$v" = "-1.00" ] || [ -z "$v" ]; then v=999999; fi
+		echo "$v"
+	done | median
+}
+sum_key() { for r in $(seq 1 "$rounds"); do val "$1.$r" "$2"; done | awk '{s += $1} END {print s + 0}'; }
+show_ms() { awk -v x="$1" -v d="$drain" 'BEGIN {if (x >= 999999) printf "> %d s (not all received)", d; else printf "%.1f ms", x}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a >= 999999 || b >= 999999 || b <= 0) print ""; else printf "%.2f×", a / b}'; }
+met() { awk -v x="$1" -v y="$2" "BEGIN {print (x $3 y) ? \"yes\" : \"no\"}"; }
+fmt() { awk -v x="$1" 'BEGIN {s = sprintf("%.0f", x); n = length(s); o = ""; for (i = 1; i <= n; i++) {o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o " "} print o}'; }
+
+o50=$(med ours p50_ms); b50=$(med baseline p50_ms)
+o99=$(med ours p99_ms); b99=$(med baseline p99_ms)
+omax=$(med ours max_ms); bmax=$(med baseline max_ms)
+omsg=$(med ours msgs_per_s); bmsg=$(med baseline msgs_per_s)
+ocpu=$(med ours server_cpu_pct); bcpu=$(med baseline server_cpu_pct)
+omiss=$(sum_key ours missing); bmiss=$(sum_key baseline missing)
+osamp=$(sum_key ours samples); bsamp=$(sum_key baseline samples)
+achieved=$(awk -v v="$bg_votes" -v t="$push_total" 'BEGIN {printf "%.0f", v / t}')
+per_conn=$(awk -v a="$rss0" -v b="$rssN" -v n="$held" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print -1}')
+hardn=$(ulimit -Hn)
+label="$(fmt "$clients") subscribed clients, $(fmt "$rate") votes/s (~$(fmt "$achieved") cast), median of $rounds run(s) of $secs s"
+
+echo "| push latency p50, commit → WebSocket receipt, $label, vs LISTEN/NOTIFY + lws forwarder | $(show_ms "$o50") | $(show_ms "$b50") | $(ratio "$o50" "$b50") | ≤ 20 ms | $(met "$o50" 20 '<=') |" >&3
+echo "| push latency p99 (max: ours $(show_ms "$omax"), baseline $(show_ms "$bmax"); probes never received: ours $omiss of $((osamp + omiss)), baseline $bmiss of $((bsamp + bmiss))) | $(show_ms "$o99") | $(show_ms "$b99") | $(ratio "$o99" "$b99") | ≤ 100 ms | $(met "$o99" 100 '<=') |" >&3
+echo "| push: messages delivered/s, all clients | $(fmt "$omsg") | $(fmt "$bmsg") | $(ratio "$omsg" "$bmsg") | context | |" >&3
+echo "| push: server CPU during the run (% of one core) | $ocpu % | $bcpu % | $(ratio "$ocpu" "$bcpu") | context | |" >&3
+echo "| daemon RSS per idle subscribed connection ((VmRSS with $(fmt "$held") − with 0) / $(fmt "$held"); $(awk -v a="$rss0" 'BEGIN {printf "%.1f", a / 1024}') → $(awk -v a="$rssN" 'BEGIN {printf "%.1f", a / 1024}') MiB) | $per_conn KiB | | | ≤ 8 KiB | $(met "$per_conn" 8 '<=') |" >&3
+echo "| idle subscribed connections held by one daemon (attempted $(fmt "$idle_cap"); RLIMIT_NOFILE hard limit $hardn, fs.file-max $(cat /proc/sys/fs/file-max); daemon alive after: $daemon_alive) | $(fmt "$held") | | | context | |" >&3
