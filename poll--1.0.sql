@@ -106,7 +106,7 @@ COMMENT ON COLUMN poll.option.label IS 'The option as shown to voters.';
 -- The vote path validates the poll itself.
 CREATE TABLE poll.ballot (
 	poll_id			bigint NOT NULL,
-	voter			text NOT NULL,
+	voter			text COLLATE "C" NOT NULL,	-- identities compare bytewise
 	options			int[] NOT NULL,
 	segment			text,
 	cast_at			timestamptz NOT NULL,
@@ -148,7 +148,7 @@ COMMENT ON COLUMN poll.tally.folded_at IS 'When this row was last folded.';
 
 CREATE TABLE poll.tally_segment (
 	poll_id			bigint NOT NULL,
-	segment			text NOT NULL,	-- '' stands for "no segment"
+	segment			text COLLATE "C" NOT NULL,	-- '' stands for "no segment"
 	option_id		int NOT NULL,
 	votes			bigint NOT NULL,
 	PRIMARY KEY (poll_id, segment, option_id)

@@ -41,8 +41,9 @@ q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 
 q "CREATE EXTENSION poll"
 hot=$(q "SELECT poll.create_poll('Hot', ARRAY['a', 'b', 'c', 'd'])")
-q "CREATE TABLE plain_ballot (poll_id bigint, voter text, option_id int, PRIMARY KEY (poll_id, voter))"
-q "CREATE TABLE naive_ballot (poll_id bigint, voter text, option_id int, PRIMARY KEY (poll_id, voter));
+# the baselines have the same primary key as poll.ballot, collation included
+q "CREATE TABLE plain_ballot (poll_id bigint, voter text COLLATE \"C\", option_id int, PRIMARY KEY (poll_id, voter))"
+q "CREATE TABLE naive_ballot (poll_id bigint, voter text COLLATE \"C\", option_id int, PRIMARY KEY (poll_id, voter));
    CREATE TABLE naive_tally (poll_id bigint, option_id int, votes bigint, PRIMARY KEY (poll_id, option_id));
    INSERT INTO naive_tally SELECT $hot, o, 0 FROM generate_series(1, 4) o;
    CREATE FUNCTION naive_count() RETURNS trigger LANGUAGE plpgsql AS \$\$
@@ -94,7 +95,7 @@ done
 
 # ---- 2. bulk: cast_votes of 10 000 fresh voters vs COPY of the same rows ----
 bulk=$(q "SELECT poll.create_poll('Bulk', ARRAY['a', 'b', 'c', 'd'])")
-q "CREATE TABLE copy_ballot (poll_id bigint, voter text, option_id int, PRIMARY KEY (poll_id, voter));
+q "CREATE TABLE copy_ballot (poll_id bigint, voter text COLLATE \"C\", option_id int, PRIMARY KEY (poll_id, voter));
    CREATE TABLE batch (b int PRIMARY KEY, voters text[], options int[]);
    INSERT INTO batch SELECT b, array_agg('b' || b || '-' || i), array_agg(1 + (i * 7 + b) % 4)
 	 FROM generate_series(1, $bulk_batches) b, generate_series(1, 10000) i GROUP BY b;"
