@@ -27,7 +27,7 @@ static void request_write(struct session *s);
 void
 session_note_close(struct session *s)
 {
-	if (s->f && s->write_armed &&
+	if (s->f && (s->kind == SESS_WS || s->kind == SESS_SSE) && s->write_armed &&
 		now_us() - s->write_armed_us >= (WRITE_TIMEOUT_SECS - 1) * (int64_t) 1000000)
 	{
 		s->f->m.slow_disconnects++;

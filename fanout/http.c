@@ -307,6 +307,7 @@ http_writeable(struct fanout *f, struct session *s)
 			return 0;
 		}
 		lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
+		s->write_armed = false;
 		free(s->dyn_body);
 		s->dyn_body = NULL;
 		s->body = NULL;
