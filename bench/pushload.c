@@ -962,6 +962,8 @@ main(int argc, char **argv)
 		double	   *lat;
 		FILE	   *raw = NULL;
 		long		open_at_start = nopen;
+		struct rusage ru0,
+					ru1;
 
 		nprobes = (int) (seconds * 1000 / interval_ms);
 		t_probe = calloc(nprobes, sizeof(*t_probe));
@@ -969,6 +971,7 @@ main(int argc, char **argv)
 		if (!t_probe || !t_recv)
 			die("calloc");
 		read_cpu_rss(server_pid, &ticks0, &rss);
+		getrusage(RUSAGE_SELF, &ru0);
 		w0 = now_ns();
 		in_window = 1;
 		if (pthread_create(&th, NULL, probe_main, NULL) != 0)
@@ -977,6 +980,7 @@ main(int argc, char **argv)
 			loop_once(5);
 		w1 = now_ns();
 		in_window = 0;
+		getrusage(RUSAGE_SELF, &ru1);
 		read_cpu_rss(server_pid, &ticks1, &rss);
 		pthread_join(th, NULL);
 		if (atomic_load(&probe_failed))
@@ -1034,6 +1038,10 @@ main(int argc, char **argv)
 				   missing ? -1.0 : (nsamples ? lat[nsamples - 1] : -1.0));
 			printf("window_s=%.2f msgs=%ld msgs_per_s=%.0f error_msgs=%ld\n",
 				   (w1 - w0) / 1e9, window_msgs, window_msgs / ((w1 - w0) / 1e9), error_msgs);
+			printf("client_cpu_pct=%.1f\n",
+				   ((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e6 +
+					(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec)) /
+				   1e4 / ((w1 - w0) / 1e9));
 			if (server_pid > 0 && ticks0 >= 0 && ticks1 >= 0)
 				printf("server_cpu_pct=%.1f server_rss_kb=%ld\n",
 					   (ticks1 - ticks0) * 100.0 / hz / ((w1 - w0) / 1e9), rss);
