@@ -185,8 +185,9 @@ fi
 
 # ---- report ----
 pct() { awk -v p="$2" '{a[NR] = $1} END {i = int(NR * p / 100); if (i < 1) i = 1; printf "%.2f", a[i]}' "$1"; }
-median_ratio() { awk -F'\t' -v c="$1" -v d="$2" '{print $c / $d}' "$out/ingest.tsv" | sort -n | awk '{a[NR] = $1} END {printf "%.2f", a[int((NR + 1) / 2)]}'; }
-median_col() { cut -f"$1" "$out/ingest.tsv" | sort -n | awk '{a[NR] = $1} END {printf "%.0f", a[int((NR + 1) / 2)]}'; }
+median() { sort -n | awk -v f="$1" '{a[NR] = $1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf f, m}'; }
+median_ratio() { awk -F'\t' -v c="$1" -v d="$2" '{print $c / $d}' "$out/ingest.tsv" | median "%.2f"; }
+median_col() { cut -f"$1" "$out/ingest.tsv" | median "%.0f"; }
 met() { awk -v x="$1" -v y="$2" "BEGIN {print (x $3 y) ? \"yes\" : \"no\"}"; }
 
 ours_tps=$(median_col 2); plain_tps=$(median_col 3); naive_tps=$(median_col 4)
@@ -221,6 +222,12 @@ f10_50=$(pct "$out/fresh_10000.ms" 50); f10_99=$(pct "$out/fresh_10000.ms" 99)
 	echo "| freshness: commit → folded, p50 / p99 at 10 000 votes/s offered ($(awk '/^tps/ {printf "%.0f", $3}' "$out/load.10000.out") reached) | $f10_50 / $f10_99 ms | | | context | |"
 	echo "| worker keeps up at the highest rate (16 clients, $keepup_tps votes/s): largest pending, pending 1 s after | $max_pending / $final_pending changes | | | bounded | $(met "$final_pending" 1000 '<') |"
 	echo "| worker CPU at that rate | $worker_cpu % of one core | | | context | |"
+	echo
+	echo "Observations, from the figures above:"
+	echo "- On this machine the naive counter row reaches $(awk -v n="$naive_tps" -v p="$plain_tps" 'BEGIN {printf "%.2f", n / p}')× the plain INSERT's throughput,"
+	echo "  so the 4× target would need \`cast_vote\` at $(awk -v n="$naive_tps" -v p="$plain_tps" 'BEGIN {printf "%.1f", 4 * n / p}')× a plain INSERT of the same row: no vote path that"
+	echo "  writes the row can beat the bare INSERT. The ratio to plain INSERT is the figure that measures the vote path's cost."
+	echo "- Per round (ours, plain, naive votes/s): $(awk -F'\t' '{printf "%s(%.0f, %.0f, %.0f)", (NR > 1 ? "; " : ""), $2, $3, $4}' "$out/ingest.tsv")."
 	if [ -n "$push_rows" ]; then
 		echo "$push_rows"
 	else
