@@ -6,7 +6,7 @@
  * Screenshots go to OUTDIR.
  */
 "use strict";
-const { execFileSync } = require("child_process");
+const { execFileSync, spawn } = require("child_process");
 const fs = require("fs");
 const path = require("path");
 const { chromium } = require("playwright-core");
@@ -14,6 +14,7 @@ const { chromium } = require("playwright-core");
 const [base, pollArg, outdir] = process.argv.slice(2);
 const poll = Number(pollArg);
 let voter = 0;
+let restarted = null;     /* a daemon this script started: stopped on exit */
 
 function sql(q) {
   return execFileSync("psql", ["-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-c", q]).toString().trim();
@@ -68,6 +69,26 @@ async function main() {
       console.log(`ok: ${transport}: the page went from ${before} to ${before + 1} votes (${shot})`);
       await page.close();
     }
+    /* the daemon restarts under an open page: it reconnects and catches up */
+    if (process.env.DAEMON_PID && process.env.DAEMON_ARGV) {
+      const page = await context.newPage();
+      page.on("pageerror", e => errors.push(`restart: ${e.message}`));
+      await page.goto(`${base}/?poll=${poll}`);
+      await page.locator("#conn").filter({ hasText: "live (websocket)" }).waitFor({ timeout: 10000 });
+      const before = Number(await votesShown(page, 3));
+      process.kill(Number(process.env.DAEMON_PID), "SIGTERM");
+      await page.locator("#conn").filter({ hasText: "reconnecting" }).waitFor({ timeout: 10000 });
+      sql(`SELECT poll.cast_vote(${poll}, 'while-daemon-down', 3)`);
+      sql("SELECT poll.fold()");
+      const argv = JSON.parse(process.env.DAEMON_ARGV);
+      const log = fs.openSync(path.join(outdir, "daemon.restarted.log"), "a");
+      restarted = spawn(argv[0], argv.slice(1), { stdio: ["ignore", log, log] });
+      await expectVotes(page, 3, before + 1, "after a daemon restart");
+      await page.locator("#conn").filter({ hasText: "live (websocket)" }).waitFor({ timeout: 10000 });
+      await page.screenshot({ path: path.join(outdir, "demo-page-after-restart.png"), fullPage: true });
+      console.log(`ok: the page reconnected after a daemon restart and shows ${before + 1}`);
+      await page.close();
+    }
     /* an unknown poll says so */
     const page = await context.newPage();
     await page.goto(`${base}/?poll=987654321`);
@@ -75,6 +96,7 @@ async function main() {
     console.log("ok: an unknown poll shows \"Unknown poll\"");
     if (errors.length) throw new Error("page errors: " + errors.join("; "));
   } finally {
+    if (restarted) restarted.kill("SIGTERM");
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
   }
