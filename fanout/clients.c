@@ -16,12 +16,18 @@
 #define JSON_HEADROOM	64		/* room before the JSON for the SSE "id:/data:" prefix */
 
 static void handle_message(struct session *s, const char *buf, size_t len);
+static void handle_subscribe(struct session *s, const struct client_msg *m);
+static void handle_auth(struct session *s, const struct client_msg *m);
 static void queue_text(struct session *s, const char *text, size_t len, bool close_after);
 static void queue_error(struct session *s, const char *code, const char *msg, int64_t poll);
 static bool take_token(struct session *s);
 static int	write_frame(struct session *s, char *json, size_t len, int64_t version);
 static void throttle_cb(lws_sorted_usec_list_t *sul);
 static void request_write(struct session *s);
+static int	write_queued(struct session *s, char *out, int64_t now, int64_t *next_due,
+						 bool *more);
+static int	write_next_update(struct session *s, char *out, size_t cap, int64_t now,
+							  int64_t *next_due, bool *more);
 
 /* a client closed by the 30 s write timeout is worth a log line */
 void
@@ -201,22 +207,76 @@ take_token(struct session *s)
 }
 
 static void
+handle_subscribe(struct session *s, const struct client_msg *m)
+{
+	struct fanout *f = s->f;
+	struct poll *p;
+
+	if (!session_may_see(f, s, m->poll))
+	{
+		f->m.rejected_inputs++;
+		queue_error(s, "unauthorized", "no valid token grants this poll", m->poll);
+		return;
+	}
+	for (int i = 0; i < s->n_subs; i++)
+	{
+		struct subscription *existing = s->subs[i];
+
+		if (existing->poll->id != m->poll)
+			continue;
+		/* a resubscription: never send a version twice, only move forward */
+		if (m->has_version && m->version > existing->sent_version)
+			existing->sent_version = m->version;
+		existing->dirty = existing->poll->state != POLL_LOADING;
+		if (existing->dirty)
+			request_write(s);
+		return;
+	}
+	if (s->n_subs >= MAX_SUBSCRIPTIONS)
+	{
+		f->m.rejected_inputs++;
+		queue_error(s, "too_many_subscriptions", "at most 64 subscriptions per connection", m->poll);
+		return;
+	}
+	p = poll_get(f, m->poll);
+	if (!p || !sub_add(f, s, p, m->has_version ? m->version : 0))
+		queue_error(s, "bad_request", "out of memory", m->poll);
+}
+
+static void
+handle_auth(struct session *s, const struct client_msg *m)
+{
+	struct fanout *f = s->f;
+	struct grant g;
+	const char *why = "";
+
+	if (!f->jwt)
+		return;					/* tokens are not asked for: nothing to check */
+	if (jwt_verify(f->jwt_secret, f->jwt_secret_len, m->token, (int64_t) time(NULL), &g, &why) < 0)
+	{
+		f->m.rejected_inputs++;
+		queue_error(s, "unauthorized", why, -1);
+		return;
+	}
+	grant_free(&s->grant);
+	s->grant = g;
+}
+
+static void
 handle_message(struct session *s, const char *buf, size_t len)
 {
 	struct fanout *f = s->f;
 	struct client_msg m;
 	const char *why = NULL;
-	struct subscription *existing = NULL;
+	char		out[PING_ID_MAX + 64];
+	int			n;
 
 	if (!take_token(s))
 	{
-		char		e[256];
-		size_t		n = render_error(e, sizeof(e), "rate_limited",
-									 "more than 20 messages per second", -1);
-
 		f->m.rejected_inputs++;
 		logmsg("client: rate limited, closing");
-		queue_text(s, e, n, true);
+		n = (int) render_error(out, sizeof(out), "rate_limited", "more than 20 messages per second", -1);
+		queue_text(s, out, (size_t) n, true);
 		s->closing = true;
 		return;
 	}
@@ -229,75 +289,18 @@ handle_message(struct session *s, const char *buf, size_t len)
 	switch (m.type)
 	{
 		case CMSG_PING:
-			{
-				char		out[PING_ID_MAX + 64];
-				int			n;
-
-				if (m.ping_id[0])
-					n = snprintf(out, sizeof(out), "{\"type\":\"pong\",\"id\":%s}", m.ping_id);
-				else
-					n = snprintf(out, sizeof(out), "{\"type\":\"pong\"}");
-				queue_text(s, out, (size_t) n, false);
-				break;
-			}
+			if (m.ping_id[0])
+				n = snprintf(out, sizeof(out), "{\"type\":\"pong\",\"id\":%s}", m.ping_id);
+			else
+				n = snprintf(out, sizeof(out), "{\"type\":\"pong\"}");
+			queue_text(s, out, (size_t) n, false);
+			break;
 		case CMSG_AUTH:
-			{
-				struct grant g;
-
-				if (!f->jwt)
-					break;
-				if (jwt_verify(f->jwt_secret, f->jwt_secret_len, m.token, (int64_t) time(NULL),
-							   &g, &why) < 0)
-				{
-					f->m.rejected_inputs++;
-					queue_error(s, "unauthorized", why, -1);
-					break;
-				}
-				grant_free(&s->grant);
-				s->grant = g;
-				break;
-			}
+			handle_auth(s, &m);
+			break;
 		case CMSG_SUBSCRIBE:
-			{
-				struct poll *p;
-
-				if (!session_may_see(f, s, m.poll))
-				{
-					f->m.rejected_inputs++;
-					queue_error(s, "unauthorized", "no valid token grants this poll", m.poll);
-					break;
-				}
-				for (int i = 0; i < s->n_subs; i++)
-					if (s->subs[i]->poll->id == m.poll)
-						existing = s->subs[i];
-				if (existing)
-				{
-					/*
-					 * A resubscription on the same connection: never send a
-					 * version twice, so only ever move forward.
-					 */
-					if (m.has_version && m.version > existing->sent_version)
-						existing->sent_version = m.version;
-					existing->dirty = existing->poll->state != POLL_LOADING;
-					if (existing->dirty)
-						request_write(s);
-					break;
-				}
-				if (s->n_subs >= MAX_SUBSCRIPTIONS)
-				{
-					f->m.rejected_inputs++;
-					queue_error(s, "too_many_subscriptions",
-								"at most 64 subscriptions per connection", m.poll);
-					break;
-				}
-				if (!db_connected(f) && !poll_find(f, m.poll) && f->verbose)
-					logmsg("client: subscribe to poll %lld while postgres is away",
-						   (long long) m.poll);
-				p = poll_get(f, m.poll);
-				if (!p || !sub_add(f, s, p, m.has_version ? m.version : 0))
-					queue_error(s, "bad_request", "out of memory", m.poll);
-				break;
-			}
+			handle_subscribe(s, &m);
+			break;
 		case CMSG_UNSUBSCRIBE:
 			for (int i = 0; i < s->n_subs; i++)
 				if (s->subs[i]->poll->id == m.poll)
@@ -343,10 +346,96 @@ write_frame(struct session *s, char *json, size_t len, int64_t version)
 	return 0;
 }
 
+/* a queued pong or error; after a rate_limited one, the close lingers */
+static int
+write_queued(struct session *s, char *out, int64_t now, int64_t *next_due, bool *more)
+{
+	struct outmsg *m = &s->outq[s->outq_head];
+	bool		close_after = m->close_after;
+	int			rc;
+
+	memcpy(out, m->text, m->len);
+	rc = write_frame(s, out, m->len, 0);
+	free(m->text);
+	s->outq_head = (s->outq_head + 1) % OUTQ_MAX;
+	s->outq_len--;
+	if (rc < 0)
+		return -1;
+	if (close_after)
+	{
+		/*
+		 * Let the client read the error before the close: closing with its
+		 * unread frames still in our socket would send a reset instead.
+		 */
+		s->closing = true;
+		s->close_at_us = now + CLOSE_LINGER_US;
+		*next_due = s->close_at_us;
+	}
+	*more = s->outq_len > 0;
+	return 0;
+}
+
+/*
+ * The first dirty subscription whose throttle window has passed gets the
+ * message that brings it to the poll's current state.  *more: another one
+ * is ready now; *next_due: when the earliest throttled one will be.
+ */
+static int
+write_next_update(struct session *s, char *out, size_t cap, int64_t now, int64_t *next_due,
+				  bool *more)
+{
+	struct fanout *f = s->f;
+	int64_t		throttle = (int64_t) f->throttle_ms * 1000;
+	bool		wrote = false;
+
+	for (int i = 0; i < s->n_subs; i++)
+	{
+		struct subscription *sub = s->subs[i];
+		int64_t		version = 0;
+		size_t		len;
+
+		if (!sub->dirty)
+			continue;
+		if (wrote)
+		{
+			*more = true;
+			break;
+		}
+		if (sub->poll->state == POLL_NOT_FOUND)
+		{
+			int64_t		id = sub->poll->id;
+
+			sub_remove(f, sub);	/* moves the last subscription to i */
+			len = render_error(out, cap, "not_found", "no such poll", id);
+			if (write_frame(s, out, len, 0) < 0)
+				return -1;
+			wrote = true;
+			i--;
+			continue;
+		}
+		if (sub->last_sent_us + throttle > now)
+		{
+			if (!*next_due || sub->last_sent_us + throttle < *next_due)
+				*next_due = sub->last_sent_us + throttle;
+			continue;
+		}
+		len = render_message(f, sub, out, cap, &version);
+		sub->dirty = false;
+		if (len == 0)
+			continue;			/* nothing newer than what the client has */
+		if (write_frame(s, out, len, version) < 0)
+			return -1;
+		sub->sent_version = version;
+		sub->need_snapshot = false;
+		sub->last_sent_us = now;
+		wrote = true;
+	}
+	return 0;
+}
+
 /*
  * One write per writeable callback: a queued pong or error first, then
- * the next dirty subscription whose throttle window has passed.
- * Returns -1 when the connection must close.
+ * the next subscription update.  Returns -1 when the connection must close.
  */
 int
 session_write_updates(struct session *s)
@@ -355,37 +444,12 @@ session_write_updates(struct session *s)
 	char	   *out = (char *) f->scratch + LWS_PRE + JSON_HEADROOM;
 	size_t		cap = SCRATCH_SIZE - 2 * JSON_HEADROOM;
 	int64_t		now = now_us();
-	int64_t		throttle = (int64_t) f->throttle_ms * 1000;
 	int64_t		next_due = 0;
-	bool		wrote = false;
 	bool		more = false;
+	int			rc;
 
 	if (s->outq_len > 0)
-	{
-		struct outmsg *m = &s->outq[s->outq_head];
-		bool		close_after = m->close_after;
-		int			rc;
-
-		memcpy(out, m->text, m->len);
-		rc = write_frame(s, out, m->len, 0);
-		free(m->text);
-		s->outq_head = (s->outq_head + 1) % OUTQ_MAX;
-		s->outq_len--;
-		if (rc < 0)
-			return -1;
-		if (close_after)
-		{
-			/*
-			 * Let the client read the error before the close: a close with
-			 * its unread frames still in our socket would be a reset.
-			 */
-			s->closing = true;
-			s->close_at_us = now + CLOSE_LINGER_US;
-			next_due = s->close_at_us;
-		}
-		wrote = true;
-		more = s->outq_len > 0;
-	}
+		rc = write_queued(s, out, now, &next_due, &more);
 	else if (s->closing)
 	{
 		if (now < s->close_at_us)
@@ -398,50 +462,9 @@ session_write_updates(struct session *s)
 		return -1;
 	}
 	else
-	{
-		for (int i = 0; i < s->n_subs; i++)
-		{
-			struct subscription *sub = s->subs[i];
-			int64_t		version = 0;
-			size_t		len;
-
-			if (!sub->dirty)
-				continue;
-			if (wrote)
-			{
-				more = true;
-				break;
-			}
-			if (sub->poll->state == POLL_NOT_FOUND)
-			{
-				int64_t		id = sub->poll->id;
-
-				sub_remove(f, sub);
-				len = render_error(out, cap, "not_found", "no such poll", id);
-				if (write_frame(s, out, len, 0) < 0)
-					return -1;
-				wrote = true;
-				i--;
-				continue;
-			}
-			if (sub->last_sent_us + throttle > now)
-			{
-				if (!next_due || sub->last_sent_us + throttle < next_due)
-					next_due = sub->last_sent_us + throttle;
-				continue;
-			}
-			len = render_message(f, sub, out, cap, &version);
-			sub->dirty = false;
-			if (len == 0)
-				continue;
-			if (write_frame(s, out, len, version) < 0)
-				return -1;
-			sub->sent_version = version;
-			sub->need_snapshot = false;
-			sub->last_sent_us = now;
-			wrote = true;
-		}
-	}
+		rc = write_next_update(s, out, cap, now, &next_due, &more);
+	if (rc < 0)
+		return -1;
 	if (more)
 		lws_callback_on_writable(s->wsi);
 	else if (next_due)

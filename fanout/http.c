@@ -24,6 +24,9 @@ static int	serve_asset(struct fanout *f, struct session *s, const char *name,
 						const char *ctype);
 static int	parse_poll_path(const char *path, int64_t *id, bool *events);
 static int	write_headers(struct session *s, int status, const char *ctype, size_t len);
+static int	http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *path);
+static int	serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id,
+					   bool events);
 
 /*
  * A reconnecting EventSource sends the id of the last event it saw: the
@@ -148,6 +151,92 @@ parse_poll_path(const char *path, int64_t *id, bool *events)
 	return 0;
 }
 
+/* GET /polls/ID and /polls/ID/events: wait, as a subscription, for the poll */
+static int
+serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id, bool events)
+{
+	struct poll *p;
+	bool		ok = session_auth_from_request(f, s, wsi) >= 0 && session_may_see(f, s, id);
+
+	grant_free(&s->grant);		/* checked; an SSE session re-reads it below */
+	if (!ok)
+	{
+		f->m.rejected_inputs++;
+		return respond_error(s, 401, "unauthorized", "no valid token grants this poll", id);
+	}
+	if (events && clients_full(f))
+	{
+		f->m.rejected_clients++;
+		logmsg("client: refused, --max-clients %d reached", f->max_clients);
+		return respond_error(s, 503, "bad_request", "too many clients", id);
+	}
+	p = poll_find(f, id);
+	if ((!p || p->state == POLL_LOADING) && !db_connected(f))
+		return respond_error(s, 503, "bad_request", "postgres is away", id);
+	if (events)
+	{
+		session_init(f, s, wsi, SESS_SSE);
+		(void) session_auth_from_request(f, s, wsi);
+	}
+	else
+		s->kind = SESS_HTTP_SNAPSHOT;
+	p = poll_get(f, id);
+	if (!p || !sub_add(f, s, p, events ? last_event_id(wsi) : 0))
+		return -1;
+	return 0;				/* http_writeable() answers once the poll is loaded */
+}
+
+static int
+serve_text(struct session *s, int status, const char *ctype, size_t cap,
+		   size_t (*render) (struct fanout *f, char *out, size_t cap))
+{
+	char	   *body = malloc(cap);
+
+	if (!body)
+		return -1;
+	return start_response(s, status, ctype, body, render(s->f, body, cap), body);
+}
+
+static size_t
+render_health(struct fanout *f, char *out, size_t cap)
+{
+	int			n = snprintf(out, cap, "%s\n", db_healthy(f) ? "ok" :
+							 db_connected(f) ? "resyncing" :
+							 f->db.last_error[0] ? f->db.last_error : "not streaming");
+
+	return n < 0 ? 0 : (size_t) n < cap ? (size_t) n : cap - 1;
+}
+
+static int
+http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *path)
+{
+	int64_t		id = 0;
+	bool		events = false;
+	int			r;
+
+	session_cleanup(s);
+	session_init(f, s, wsi, SESS_HTTP_STATIC);
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+		return respond_error(s, 405, "bad_request", "only GET is served", -1);
+	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)
+		return serve_asset(f, s, "index.html", "text/html; charset=utf-8");
+	if (strcmp(path, "/poll-client.js") == 0)
+		return serve_asset(f, s, "poll-client.js", "application/javascript; charset=utf-8");
+	if (strcmp(path, "/healthz") == 0)
+		return serve_text(s, db_healthy(f) ? 200 : 503, "text/plain", 512, render_health);
+	if (strcmp(path, "/metrics") == 0)
+		return serve_text(s, 200, "text/plain; version=0.0.4", 16384, metrics_render);
+	r = parse_poll_path(path, &id, &events);
+	if (r > 0)
+		return respond_error(s, 404, "not_found", "no such endpoint", -1);
+	if (r < 0)
+	{
+		f->m.rejected_inputs++;
+		return respond_error(s, 400, "bad_request", "poll id must be a positive integer", -1);
+	}
+	return serve_poll(f, wsi, s, id, events);
+}
+
 int
 http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 			  struct session *s, void *in, size_t len)
@@ -156,85 +245,7 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 	switch (reason)
 	{
 		case LWS_CALLBACK_HTTP:
-			{
-				const char *path = in;
-				int64_t		id = 0;
-				bool		events = false;
-				int			r;
-				struct poll *p;
-
-				session_cleanup(s);
-				session_init(f, s, wsi, SESS_HTTP_STATIC);
-				if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
-					return respond_error(s, 405, "bad_request", "only GET is served", -1);
-				if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)
-					return serve_asset(f, s, "index.html", "text/html; charset=utf-8");
-				if (strcmp(path, "/poll-client.js") == 0)
-					return serve_asset(f, s, "poll-client.js",
-									   "application/javascript; charset=utf-8");
-				if (strcmp(path, "/healthz") == 0)
-				{
-					char	   *body = malloc(512);
-					int			n;
-					bool		ok = db_healthy(f);
-
-					if (!body)
-						return -1;
-					n = snprintf(body, 512, "%s\n", ok ? "ok" :
-								 db_connected(f) ? "resyncing" :
-								 f->db.last_error[0] ? f->db.last_error : "not streaming");
-					return start_response(s, ok ? 200 : 503, "text/plain", body, (size_t) n, body);
-				}
-				if (strcmp(path, "/metrics") == 0)
-				{
-					char	   *body = malloc(16384);
-					size_t		n;
-
-					if (!body)
-						return -1;
-					n = metrics_render(f, body, 16384);
-					return start_response(s, 200, "text/plain; version=0.0.4", body, n, body);
-				}
-				r = parse_poll_path(path, &id, &events);
-				if (r > 0)
-					return respond_error(s, 404, "not_found", "no such endpoint", -1);
-				if (r < 0)
-				{
-					f->m.rejected_inputs++;
-					return respond_error(s, 400, "bad_request", "poll id must be a positive integer", -1);
-				}
-				{
-					bool		ok = session_auth_from_request(f, s, wsi) >= 0 &&
-						session_may_see(f, s, id);
-
-					grant_free(&s->grant);	/* checked; an SSE session re-reads it below */
-					if (!ok)
-					{
-						f->m.rejected_inputs++;
-						return respond_error(s, 401, "unauthorized", "no valid token grants this poll", id);
-					}
-				}
-				if (events && clients_full(f))
-				{
-					f->m.rejected_clients++;
-					logmsg("client: refused, --max-clients %d reached", f->max_clients);
-					return respond_error(s, 503, "bad_request", "too many clients", id);
-				}
-				p = poll_find(f, id);
-				if ((!p || p->state == POLL_LOADING) && !db_connected(f))
-					return respond_error(s, 503, "bad_request", "postgres is away", id);
-				if (events)
-				{
-					session_init(f, s, wsi, SESS_SSE);
-					(void) session_auth_from_request(f, s, wsi);
-				}
-				else
-					s->kind = SESS_HTTP_SNAPSHOT;
-				p = poll_get(f, id);
-				if (!p || !sub_add(f, s, p, events ? last_event_id(wsi) : 0))
-					return -1;
-				return 0;
-			}
+			return http_request(f, wsi, s, in);
 		case LWS_CALLBACK_HTTP_WRITEABLE:
 			return http_writeable(f, s);
 		case LWS_CALLBACK_CLOSED_HTTP:

@@ -39,9 +39,13 @@ static void retry_cb(lws_sorted_usec_list_t *sul);
 static void status_cb(lws_sorted_usec_list_t *sul);
 static int	send_status(struct fanout *f, bool reply);
 static void repl_readable(struct fanout *f);
+static void repl_setup_results(struct fanout *f);
+static int	send_start_replication(struct fanout *f);
+static void start_streaming(struct fanout *f);
 static void query_readable(struct fanout *f);
 static void query_next(struct fanout *f);
 static void handle_copy_data(struct fanout *f, const unsigned char *buf, size_t len);
+static void handle_pgoutput(struct fanout *f, const struct pgo_msg *m);
 static void handle_result(struct fanout *f, PGresult *res);
 static uint64_t get_u64(const unsigned char *p);
 static void put_u64(unsigned char *p, uint64_t v);
@@ -453,21 +457,60 @@ query_readable(struct fanout *f)
 	}
 }
 
+/* one pgoutput message: Relation messages fill the cache, tally rows are applied */
+static void
+handle_pgoutput(struct fanout *f, const struct pgo_msg *m)
+{
+	const struct pgo_relation *rel;
+	struct tally_row row;
+	struct poll *p;
+
+	switch (m->type)
+	{
+		case 'R':
+			pgo_relcache_put(&f->db.rels, m);
+			break;
+		case 'I':
+		case 'U':
+			rel = pgo_relcache_get(&f->db.rels, m->relid);
+			if (!rel || !rel->is_tally)
+				break;
+			if (tally_from_tuple(rel, m, &row) < 0)
+			{
+				logmsg("postgres: a poll.tally row was not understood");
+				break;
+			}
+			f->m.stream_rows++;
+			p = poll_find(f, row.poll_id);	/* polls nobody watches are not cached */
+			if (p)
+				poll_apply_row(f, p, &row);
+			break;
+		case 'C':
+			f->db.last_commit_ts = m->ts;
+			if (m->end_lsn > f->db.received_lsn)
+				f->db.received_lsn = m->end_lsn;
+			break;
+		default:
+			break;
+	}
+}
+
 static void
 handle_copy_data(struct fanout *f, const unsigned char *buf, size_t len)
 {
-	struct pgo_msg m;
 	static struct pgo_att atts[PGO_MAX_COLS];
 	static struct pgo_col cols[PGO_MAX_COLS];
+	struct pgo_msg m = {.atts = atts, .cols = cols};
+	uint64_t	start, end;
 
 	f->db.last_msg_us = now_us();
 	if (len >= 18 && buf[0] == 'k')
 	{
-		uint64_t	end = get_u64(buf + 1);
-
+		/* primary keepalive: walEnd, sendTime, replyRequested */
+		end = get_u64(buf + 1);
 		if (end > f->db.server_end)
 			f->db.server_end = end;
-		/* nothing pending on the server: everything up to end is ours */
+		/* what came before it on the connection is all processed */
 		if (end > f->db.received_lsn)
 			f->db.received_lsn = end;
 		if (buf[17] && send_status(f, true) < 0)
@@ -479,56 +522,83 @@ handle_copy_data(struct fanout *f, const unsigned char *buf, size_t len)
 		logmsg("postgres: unexpected copy message '%c' (%zu bytes) ignored", buf[0], len);
 		return;
 	}
+	/* XLogData: dataStart, walEnd, sendTime, then the pgoutput message */
+	start = get_u64(buf + 1);
+	end = get_u64(buf + 9);
+	if (end > f->db.server_end)
+		f->db.server_end = end;
+	if (pgo_parse(buf + 25, len - 25, &m) < 0)
 	{
-		uint64_t	start = get_u64(buf + 1);
-		uint64_t	end = get_u64(buf + 9);
+		logmsg("postgres: malformed pgoutput message at %X/%X ignored",
+			   (unsigned) (start >> 32), (unsigned) start);
+		return;
+	}
+	handle_pgoutput(f, &m);
+}
 
-		if (end > f->db.server_end)
-			f->db.server_end = end;
-		m.atts = atts;
-		m.cols = cols;
-		if (pgo_parse(buf + 25, len - 25, &m) < 0)
+/* the results of CREATE_REPLICATION_SLOT, then of START_REPLICATION */
+static void
+repl_setup_results(struct fanout *f)
+{
+	while (!PQisBusy(f->db.repl))
+	{
+		PGresult   *res = PQgetResult(f->db.repl);
+		ExecStatusType st;
+
+		if (!res)
 		{
-			logmsg("postgres: malformed pgoutput message at %X/%X ignored",
-				   (unsigned) (start >> 32), (unsigned) start);
+			if (f->db.state == REPL_SLOT)
+			{
+				/* the slot exists: stream from it */
+				if (send_start_replication(f) < 0)
+					return;
+				continue;
+			}
 			return;
 		}
-		switch (m.type)
+		st = PQresultStatus(res);
+		PQclear(res);
+		if (f->db.state == REPL_SLOT && st != PGRES_TUPLES_OK)
 		{
-			case 'R':
-				pgo_relcache_put(&f->db.rels, &m);
-				break;
-			case 'I':
-			case 'U':
-				{
-					const struct pgo_relation *rel = pgo_relcache_get(&f->db.rels, m.relid);
-					struct tally_row row;
-					struct poll *p;
-
-					if (!rel || !rel->is_tally)
-						break;
-					if (tally_from_tuple(rel, &m, &row) < 0)
-					{
-						logmsg("postgres: a poll.tally row was not understood");
-						break;
-					}
-					f->m.stream_rows++;
-					p = poll_find(f, row.poll_id);
-					if (p)
-						poll_apply_row(f, p, &row);
-					break;
-				}
-			case 'C':
-				f->db.last_commit_ts = m.ts;
-				if (m.end_lsn > f->db.received_lsn)
-					f->db.received_lsn = m.end_lsn;
-				break;
-			default:
-				break;
+			db_fail(f, "create replication slot", f->db.repl);
+			return;
 		}
-		if (start > f->db.received_lsn && m.type == 'C')
-			f->db.received_lsn = start;
+		if (f->db.state == REPL_STARTING)
+		{
+			if (st != PGRES_COPY_BOTH)
+			{
+				db_fail(f, "start replication", f->db.repl);
+				return;
+			}
+			start_streaming(f);
+			return;
+		}
 	}
+}
+
+static int
+send_start_replication(struct fanout *f)
+{
+	char		sql[512];
+	char	   *pub = PQescapeLiteral(f->db.repl, f->publication, strlen(f->publication));
+
+	if (!pub)
+	{
+		db_fail(f, "publication name", f->db.repl);
+		return -1;
+	}
+	snprintf(sql, sizeof(sql),
+			 "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s)",
+			 f->db.slot, pub);
+	PQfreemem(pub);
+	if (!PQsendQuery(f->db.repl, sql))
+	{
+		db_fail(f, "start replication", f->db.repl);
+		return -1;
+	}
+	PQflush(f->db.repl);
+	f->db.state = REPL_STARTING;
+	return 0;
 }
 
 static void
@@ -540,61 +610,8 @@ repl_readable(struct fanout *f)
 		return;
 	}
 	if (f->db.state == REPL_SLOT || f->db.state == REPL_STARTING)
-	{
-		while (!PQisBusy(f->db.repl))
-		{
-			PGresult   *res = PQgetResult(f->db.repl);
-			ExecStatusType st;
-
-			if (!res)
-			{
-				if (f->db.state == REPL_SLOT)
-				{
-					char		sql[512];
-					char	   *pub = PQescapeLiteral(f->db.repl, f->publication,
-													  strlen(f->publication));
-
-					if (!pub)
-					{
-						db_fail(f, "publication name", f->db.repl);
-						return;
-					}
-					snprintf(sql, sizeof(sql),
-							 "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s)",
-							 f->db.slot, pub);
-					PQfreemem(pub);
-					if (!PQsendQuery(f->db.repl, sql))
-					{
-						db_fail(f, "start replication", f->db.repl);
-						return;
-					}
-					PQflush(f->db.repl);
-					f->db.state = REPL_STARTING;
-					continue;
-				}
-				return;
-			}
-			st = PQresultStatus(res);
-			if (f->db.state == REPL_SLOT && st != PGRES_TUPLES_OK)
-			{
-				PQclear(res);
-				db_fail(f, "create replication slot", f->db.repl);
-				return;
-			}
-			if (f->db.state == REPL_STARTING)
-			{
-				PQclear(res);
-				if (st != PGRES_COPY_BOTH)
-				{
-					db_fail(f, "start replication", f->db.repl);
-					return;
-				}
-				start_streaming(f);
-				break;
-			}
-			PQclear(res);
-		}
-	}
+		repl_setup_results(f);
+	/* everything libpq has buffered, without blocking */
 	while (f->db.state == REPL_STREAMING && f->db.repl)
 	{
 		char	   *buf = NULL;
