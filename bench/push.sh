@@ -23,9 +23,9 @@ QUICK=${QUICK:-0}
 conninfo="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
 
 if [ "$QUICK" = 1 ]; then
-	clients=2000; rounds=1; secs=6; warm_clients=500; warm_secs=2; idle_cap=5000; drain=5
+	clients=2000; rounds=1; secs=5; warm_clients=500; warm_secs=2; idle_cap=5000; drain=4
 else
-	clients=10000; rounds=3; secs=15; warm_clients=2000; warm_secs=4; idle_cap=50000; drain=8
+	clients=10000; rounds=3; secs=10; warm_clients=2000; warm_secs=3; idle_cap=50000; drain=6
 fi
 rate=2000
 per_proc=19000	# connections per idle load process (each has RLIMIT_NOFILE too)
@@ -100,16 +100,33 @@ stop_server() {	# which
 	return 0
 }
 src=10
+bg_votes() { q "SELECT coalesce(sum(votes), 0) FROM poll.results WHERE poll_id = $hot AND option_id > 1"; }
 run_push() {	# which name clients seconds [daemon flags...]
-	local which=$1 name=$2 n=$3 s=$4
+	local which=$1 name=$2 n=$3 s=$4 lp bgp v0 t0 i
 	shift 4
 	"start_$which" "$name" "$@"
+	# connect with no votes flowing, then 2 000 votes/s while the probes run
 	"$out/pushload" push --port "$srv_port" --poll "$hot" --clients "$n" --conninfo "$conninfo" \
-		--seconds "$s" --pid "$srv_pid" --src-base "$src" --drain-max "$drain" \
-		--raw "$out/lat.$name.ms" >"$out/push.$name.txt"
+		--seconds "$s" --pid "$srv_pid" --src-base "$src" --drain-max "$drain" --settle 2 \
+		--raw "$out/lat.$name.ms" >"$out/push.$name.txt" &
+	lp=$!; pids+=("$lp")
+	for i in $(seq 1 600); do
+		grep -q '^clients=' "$out/push.$name.txt" && break
+		kill -0 "$lp" 2>/dev/null || break
+		sleep 0.1
+	done
+	v0=$(bg_votes); t0=$(date +%s.%N)
+	(cd "$out" && exec "$PGBIN/pgbench" -n -M prepared -c 8 -j 2 -R "$rate" -T $((s + drain + 5)) \
+		-f "$out/background.pgbench" >"$out/background.$name.out" 2>&1) &
+	bgp=$!; pids+=("$bgp")
+	wait "$lp" || { echo "push.sh: pushload failed in $name" >&2; exit 1; }
+	awk -v v0="$v0" -v v1="$(bg_votes)" -v t0="$t0" -v t1="$(date +%s.%N)" \
+		'BEGIN {printf "votes_per_s=%.0f\n", (v1 - v0) / (t1 - t0)}' >>"$out/push.$name.txt"
+	stop_pid "$bgp"
+	wait "$bgp" 2>/dev/null || true
 	src=$((src + 1 + n / 20000))
 	stop_server "$which"
-	log "$name: $(tr '\n' ' ' <"$out/push.$name.txt")"
+	log "$name: loadavg $(cut -d" " -f1-3 /proc/loadavg): $(tr '\n' ' ' <"$out/push.$name.txt")"
 }
 
 # ---- the polls: option 1 of the hot poll receives only probe votes ----
@@ -121,13 +138,7 @@ idle_poll=$(q "SELECT poll.create_poll('Idle', ARRAY['a', 'b'])")
 } >"$out/background.pgbench"
 log "clients=$clients rounds=$rounds secs=$secs ulimit -n=$(ulimit -n) hard=$(ulimit -Hn) file-max=$(cat /proc/sys/fs/file-max)"
 
-# ---- push: background votes at 2 000/s for the whole phase ----
-push_total=$((warm_secs + 12 + (rounds * 2 + 1) * (secs + drain + 12)))
-(cd "$out" && exec "$PGBIN/pgbench" -n -M prepared -c 4 -j 2 -R "$rate" -T "$push_total" \
-	-f "$out/background.pgbench" >"$out/background.out" 2>&1) &
-bg=$!; pids+=("$bg")
-bg_t0=$(date +%s.%N)
-sleep 1
+# ---- push: ours and the baseline alternated, after a warm-up ----
 run_push ours warm "$warm_clients" "$warm_secs"
 for r in $(seq 1 "$rounds"); do
 	if [ $((r % 2)) = 1 ]; then order="ours baseline"; else order="baseline ours"; fi
@@ -137,11 +148,6 @@ for r in $(seq 1 "$rounds"); do
 done
 # context: the same load with a 10 ms throttle window instead of the default 50 ms
 run_push ours t10 "$clients" "$secs" --throttle 10
-bg_votes=$(q "SELECT coalesce(sum(votes), 0) FROM poll.results WHERE poll_id = $hot AND option_id > 1")
-bg_secs=$(awk -v a="$bg_t0" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
-stop_pid "$bg"
-wait "$bg" 2>/dev/null || true
-log "background: $bg_votes votes cast"
 
 # ---- capacity: idle subscribed connections held by one fresh daemon ----
 start_ours idle
@@ -153,7 +159,7 @@ for i in $(seq 1 "$nproc_idle"); do
 	n=$per_proc
 	[ "$i" = "$nproc_idle" ] && n=$((idle_cap - per_proc * (nproc_idle - 1)))
 	"$out/pushload" idle --port "$srv_port" --poll "$idle_poll" --clients "$n" --pid "$srv_pid" \
-		--src-base $((100 + 2 * i)) --hold-seconds 60 >"$out/idle.$i.txt" 2>&1 &
+		--src-base $((100 + 2 * i)) --hold-seconds 60 --handshake-timeout 3 >"$out/idle.$i.txt" 2>&1 &
 	idle_pids+=("$!"); pids+=("$!")
 done
 for _ in $(seq 1 1200); do	# all report "held" (at most 120 s)
@@ -164,12 +170,11 @@ for _ in $(seq 1 1200); do	# all report "held" (at most 120 s)
 done
 sleep 1
 rssN=$(awk '/^VmRSS:/ {print $2}' "/proc/$srv_pid/status" 2>/dev/null || echo 0)
-metrics_clients=$(curl -s "http://127.0.0.1:$srv_port/metrics" | awk '/^poll_fanout_clients\{transport="websocket"\}/ {print $2}' || true)
 held=$(cat "$out"/idle.*.txt | awk -F'[= ]' '/^held=/ {s += $2} END {print s + 0}')
 for p in "${idle_pids[@]}"; do stop_pid "$p"; done
 daemon_alive=$(kill -0 "$srv_pid" 2>/dev/null && echo yes || echo no)
 stop_server ours
-log "idle: cap=$idle_cap held=$held metrics_clients=$metrics_clients rss0=${rss0}kB rssN=${rssN}kB daemon_alive=$daemon_alive"
+log "idle: cap=$idle_cap held=$held rss0=${rss0}kB rssN=${rssN}kB daemon_alive=$daemon_alive"
 cat "$out"/idle.*.txt
 
 # ---- report ----
@@ -184,7 +189,7 @@ med() {	# which key
 	done | median
 }
 sum_key() { for r in $(seq 1 "$rounds"); do val "$1.$r" "$2"; done | awk '{s += $1} END {print s + 0}'; }
-show_ms() { awk -v x="$1" -v d="$drain" 'BEGIN {if (x >= 999999) printf "> %d s (not all received)", d; else printf "%.1f ms", x}'; }
+show_ms() { awk -v x="$1" -v d="$drain" 'BEGIN {if (x >= 999999) printf "> %d s (backlog)", d; else printf "%.1f ms", x}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a >= 999999 || b >= 999999 || b <= 0) print ""; else printf "%.2f×", a / b}'; }
 met() { awk -v x="$1" -v y="$2" "BEGIN {print (x $3 y) ? \"yes\" : \"no\"}"; }
 fmt() { awk -v x="$1" 'BEGIN {s = sprintf("%.0f", x); n = length(s); o = ""; for (i = 1; i <= n; i++) {o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o " "} print o}'; }
@@ -196,10 +201,10 @@ omsg=$(med ours msgs_per_s); bmsg=$(med baseline msgs_per_s)
 ocpu=$(med ours server_cpu_pct); bcpu=$(med baseline server_cpu_pct)
 omiss=$(sum_key ours missing); bmiss=$(sum_key baseline missing)
 osamp=$(sum_key ours samples); bsamp=$(sum_key baseline samples)
-achieved=$(awk -v v="$bg_votes" -v t="$bg_secs" 'BEGIN {printf "%.0f", v / t}')
+achieved=$(for r in $(seq 1 "$rounds"); do val "ours.$r" votes_per_s; val "baseline.$r" votes_per_s; done | median)
 per_conn=$(awk -v a="$rss0" -v b="$rssN" -v n="$held" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print -1}')
 hardn=$(ulimit -Hn)
-label="$(fmt "$clients") subscribed clients, $(fmt "$rate") votes/s (~$(fmt "$achieved") cast), median of $rounds run(s) of $secs s"
+label="$(fmt "$clients") subscribed clients, $(fmt "$rate") votes/s offered ($(fmt "$achieved") reached), median of $rounds run(s) of $secs s"
 
 echo "| push latency p50, commit → WebSocket receipt, $label, vs LISTEN/NOTIFY + lws forwarder | $(show_ms "$o50") | $(show_ms "$b50") | $(ratio "$o50" "$b50") | ≤ 20 ms | $(met "$o50" 20 '<=') |" >&3
 echo "| push latency p99 (max: ours $(show_ms "$omax"), baseline $(show_ms "$bmax"); probes never received: ours $omiss of $((osamp + omiss)), baseline $bmiss of $((bsamp + bmiss))) | $(show_ms "$o99") | $(show_ms "$b99") | $(ratio "$o99" "$b99") | ≤ 100 ms | $(met "$o99" 100 '<=') |" >&3

@@ -5,15 +5,19 @@
  *
  *   pushload push --port P --poll ID --clients N --conninfo CI [--seconds S]
  *                 [--interval-ms 100] [--pid PID] [--raw FILE] [--src-base B]
+ *                 [--settle S] [--drain-max S]
  *   pushload idle --port P --poll ID --clients N [--pid PID] [--hold-seconds S]
- *                 [--src-base B]
+ *                 [--src-base B] [--handshake-timeout S]
  *
  * push: N clients subscribe to poll ID. A probe thread (libpq) then casts one
  * vote for option 1 every interval; it records t_k (CLOCK_MONOTONIC) right
  * after the commit of probe k returns. Every client records the first time it
  * sees a tally or snapshot whose option 1 count reaches base + k. Latency is
  * receipt - t_k over all clients and probes. Option 1 must receive only probe
- * votes. Prints key=value lines; --raw writes every latency (ms), one a line.
+ * votes. After connecting it prints the clients= line and waits --settle
+ * seconds (the caller starts its background load then); after the last probe
+ * it reads until every client has seen it, at most --drain-max seconds.
+ * Prints key=value lines; --raw writes every latency (ms), one a line.
  *
  * idle: opens up to N subscribed connections, reports how many are held, the
  * VmRSS of --pid (the server) while they are held, and how many are still
@@ -51,7 +55,6 @@
 
 #define PER_SRC_ADDR	20000
 #define MAX_INFLIGHT	256
-#define HANDSHAKE_NS	(10LL * 1000000000)
 #define MAX_FRAME		(1 << 20)
 #define RBUF			65536
 
@@ -90,6 +93,8 @@ static const char *raw_path;
 static int	src_base = 2;
 static double hold_seconds = 2;
 static double drain_max = 10;
+static double settle = 0;
+static int64_t handshake_ns = 10LL * 1000000000;
 
 static struct conn *conns;
 static int	epfd;
@@ -661,7 +666,7 @@ ramp(int64_t now)
 		if (start_conn(next_conn++) < 0)
 			ramp_stopped = 1;	/* out of file descriptors */
 		/* in idle mode, stop once failures pile up: the server is full */
-		if (!mode_push && nfailed > 1000 && nfailed * 20 > nstarted)
+		if (!mode_push && nfailed > 200 && nfailed * 20 > nstarted)
 			ramp_stopped = 1;
 	}
 	if (now > ramp_deadline)
@@ -671,7 +676,7 @@ ramp(int64_t now)
 		last_sweep = now;
 		for (i = 0; i < next_conn; i++)
 			if ((conns[i].state == C_CONNECTING || conns[i].state == C_HANDSHAKE) &&
-				now - conns[i].started_ns > HANDSHAKE_NS)
+				now - conns[i].started_ns > handshake_ns)
 				close_conn(i, 1);
 	}
 }
@@ -827,8 +832,9 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: pushload push --port P --poll ID --clients N --conninfo CI [--seconds S] [--interval-ms MS]\n"
-			"                     [--pid SERVER_PID] [--raw FILE] [--src-base B] [--drain-max S]\n"
-			"       pushload idle --port P --poll ID --clients N [--pid SERVER_PID] [--hold-seconds S] [--src-base B]\n");
+			"                     [--pid SERVER_PID] [--raw FILE] [--src-base B] [--drain-max S] [--settle S]\n"
+			"       pushload idle --port P --poll ID --clients N [--pid SERVER_PID] [--hold-seconds S] [--src-base B]\n"
+			"                     [--handshake-timeout S]\n");
 	exit(2);
 }
 
@@ -873,6 +879,10 @@ main(int argc, char **argv)
 			hold_seconds = atof(v);
 		else if (!strcmp(o, "--drain-max"))
 			drain_max = atof(v);
+		else if (!strcmp(o, "--settle"))
+			settle = atof(v);
+		else if (!strcmp(o, "--handshake-timeout"))
+			handshake_ns = (int64_t) (atof(v) * 1e9);
 		else
 			usage();
 	}
@@ -913,7 +923,7 @@ main(int argc, char **argv)
 		int64_t		now = now_ns();
 
 		ramp(now);
-		if (ramp_stopped && now > ramp_deadline + HANDSHAKE_NS)
+		if (ramp_stopped && now > ramp_deadline + handshake_ns)
 			break;
 		loop_once(10);
 	}
@@ -926,6 +936,14 @@ main(int argc, char **argv)
 	}
 	printf("clients=%d started=%ld open=%ld subscribed=%ld failed=%ld connect_s=%.2f\n",
 		   nclients, nstarted, nopen, nsubscribed, nfailed, (now_ns() - t) / 1e9);
+	fflush(stdout);
+	/* --settle: the caller starts its background load now */
+	{
+		int64_t		until = now_ns() + (int64_t) (settle * 1e9);
+
+		while (now_ns() < until)
+			loop_once(10);
+	}
 
 	if (!mode_push)
 	{
