@@ -53,4 +53,26 @@ curl -s "$(BASE)/poll-client.js" >"$WORK/body" || true
 grep -q "PollClient" "$WORK/body" || fail "the built-in client is not served"
 ctype=$(curl -s -o /dev/null -w '%{content_type}' "$(BASE)/poll-client.js")
 case "$ctype" in application/javascript*) ;; *) fail "poll-client.js served as $ctype" ;; esac
-echo "ok: TLS and --web-root"
+stop_daemon
+
+# without --listen: 127.0.0.1:8080, loopback only (skipped when 8080 is taken)
+if ! ss -ltn | awk '{ print $4 }' | grep -q ':8080$'; then
+	"$FANOUT" >"$WORK/default.log" 2>&1 &
+	default_pid=$!
+	PIDS+=("$default_pid")
+	for _ in $(seq 1 50); do ss -ltn | awk '{ print $4 }' | grep -q ':8080$' && break; sleep 0.1; done
+	where=$(ss -ltn | awk '{ print $4 }' | grep ':8080$' || true)
+	[ "$where" = "127.0.0.1:8080" ] || fail "default listen address is '$where', not 127.0.0.1:8080"
+	kill "$default_pid"
+	echo "ok: listens on 127.0.0.1:8080 by default"
+fi
+
+# the metric families operators rely on
+start_daemon
+curl -s "$(BASE)/metrics" >"$WORK/metrics"
+for m in poll_fanout_clients poll_fanout_subscriptions poll_fanout_messages_sent_total \
+	poll_fanout_bytes_sent_total poll_fanout_coalesced_updates_total poll_fanout_replication_lag_bytes \
+	poll_fanout_reconnects_total poll_fanout_rejected_inputs_total; do
+	grep -q "^# TYPE $m " "$WORK/metrics" || fail "/metrics lacks $m"
+done
+echo "ok: TLS, --web-root, default listen address, metric families"
