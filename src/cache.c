@@ -42,6 +42,7 @@ static bool callback_registered = false;
 static Oid	poll_relid = InvalidOid;	/* poll.poll */
 static Oid	owner_oid = InvalidOid;		/* its owner */
 static Oid	change_relid = InvalidOid;	/* poll.change */
+static Oid	ballot_relid = InvalidOid;	/* poll.ballot */
 static SPIPlanPtr lookup_plan = NULL;
 
 static void cache_reset(void);
@@ -50,7 +51,8 @@ static void cache_invalidate(Datum arg, Oid relid);
 static void
 cache_invalidate(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == poll_relid || relid == change_relid)
+	if (relid == InvalidOid || relid == poll_relid || relid == change_relid ||
+		relid == ballot_relid)
 		cache_valid = false;
 }
 
@@ -85,8 +87,9 @@ cache_reset(void)
 				 errmsg("extension \"poll\" is not installed in this database")));
 
 	change_relid = get_relname_relid("change", nsp);
-	if (!OidIsValid(change_relid))
-		elog(ERROR, "table poll.change is missing");
+	ballot_relid = get_relname_relid("ballot", nsp);
+	if (!OidIsValid(change_relid) || !OidIsValid(ballot_relid))
+		elog(ERROR, "tables of extension \"poll\" are missing");
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(poll_relid));
 	if (!HeapTupleIsValid(tup))
@@ -115,6 +118,14 @@ poll_change_relid(void)
 	if (!cache_valid)
 		cache_reset();
 	return change_relid;
+}
+
+Oid
+poll_ballot_relid(void)
+{
+	if (!cache_valid)
+		cache_reset();
+	return ballot_relid;
 }
 
 /*

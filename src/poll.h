@@ -88,4 +88,7 @@ extern Oid	poll_owner(void);
 /* poll.change, where the vote path appends change records. */
 extern Oid	poll_change_relid(void);
 
+/* poll.ballot, where the vote path inserts new voters' ballots. */
+extern Oid	poll_ballot_relid(void);
+
 #endif							/* POLL_H */

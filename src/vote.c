@@ -21,6 +21,13 @@
  *	  allow_change) is checked before anything is written, or the error
  *	  aborts the statement that wrote it: no partial write survives.
  *
+ * A new voter's ballot is inserted without SQL too, by the same
+ * speculative-insertion protocol as INSERT ... ON CONFLICT, but optimistic:
+ * no index probe before the insert, whose unique check tells whether the
+ * voter had a ballot.  Only then (or when poll.ballot has grown an index
+ * or trigger of someone else's) does the vote take the SQL path, which
+ * waits for a concurrent insert of the same voter and reads the old ballot.
+ *
  * Change records of single votes are appended with heap_insert, not SQL:
  * poll.change has no index and no trigger (checked on each open), so a
  * heap tuple is all a row is, and the executor's set-up for a statement
@@ -33,8 +40,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "executor/tuptable.h"
+#include "storage/lmgr.h"
 #include "access/xact.h"
 #include "utils/resowner.h"
 #include "catalog/pg_class.h"
@@ -326,6 +338,66 @@ options_datum(const int32 *options, int n)
 	return PointerGetDatum(construct_array(d, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 }
 
+/*
+ * Inserts a new voter's ballot directly.  Returns false, having written
+ * nothing that survives, when the voter may already have a ballot (or one
+ * is being inserted concurrently) or when poll.ballot is not as the
+ * extension made it: the caller then takes the SQL path.
+ */
+static bool
+insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool segment_null)
+{
+	Relation	ballots = table_open(poll_ballot_relid(), RowExclusiveLock);
+	List	   *indexes = RelationGetIndexList(ballots);
+	Relation	pkey;
+	IndexInfo  *info;
+	TupleTableSlot *slot;
+	TransactionId xid;
+	uint32		token;
+	bool		unique;
+
+	if (ballots->rd_rel->relhastriggers || ballots->rd_rel->relrowsecurity ||
+		list_length(indexes) != 1 || RelationGetDescr(ballots)->natts != 5)
+	{
+		table_close(ballots, NoLock);
+		return false;
+	}
+	pkey = index_open(linitial_oid(indexes), RowExclusiveLock);
+	if (!pkey->rd_index->indisunique || pkey->rd_index->indnatts != 2 ||
+		pkey->rd_index->indkey.values[0] != 1 || pkey->rd_index->indkey.values[1] != 2)
+	{
+		index_close(pkey, NoLock);
+		table_close(ballots, NoLock);
+		return false;
+	}
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(ballots), &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	slot->tts_values[0] = Int64GetDatum(poll_id);
+	slot->tts_values[1] = voter;
+	slot->tts_values[2] = options;
+	slot->tts_values[3] = segment;
+	slot->tts_values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	memset(slot->tts_isnull, 0, 5 * sizeof(bool));
+	slot->tts_isnull[3] = segment_null;
+	ExecStoreVirtualTuple(slot);
+
+	xid = GetCurrentTransactionId();
+	token = SpeculativeInsertionLockAcquire(xid);
+	table_tuple_insert_speculative(ballots, slot, GetCurrentCommandId(true), 0, NULL, token);
+	info = BuildIndexInfo(pkey);
+	unique = index_insert(pkey, slot->tts_values, slot->tts_isnull, &slot->tts_tid, ballots,
+						  UNIQUE_CHECK_PARTIAL, false, info);
+	/* on a possible conflict the heap tuple is super-deleted, as ON CONFLICT does */
+	table_tuple_complete_speculative(ballots, slot, token, unique);
+	SpeculativeInsertionLockRelease(xid);
+
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(pkey, NoLock);
+	table_close(ballots, NoLock);
+	return unique;
+}
+
 static Relation
 open_changes(void)
 {
@@ -398,6 +470,16 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 			Datum segment, bool segment_null)
 {
 	Datum		opts = options_datum(options, n);
+
+	if (insert_new_ballot(poll->poll_id, voter, opts, segment, segment_null))
+	{
+		Relation	changes = open_changes();
+
+		write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1, true);
+		table_close(changes, NoLock);
+		poll_note_change_written();
+		return "cast";
+	}
 
 	for (;;)
 	{
