@@ -162,12 +162,11 @@ parse_flags(struct fanout *f, int argc, char **argv)
 				usage(stdout);
 				exit(0);
 			default:
-				if (optopt)
-					fprintf(stderr, "poll-fanout: option --%s needs a value\n",
-							opts[0].name && optind > 0 ? argv[optind - 1] + 2 : "?");
+				if (optopt && strchr("dlptjckmw", optopt))
+					fprintf(stderr, "poll-fanout: option %s needs a value\n", argv[optind - 1]);
 				else
 					fprintf(stderr, "poll-fanout: unknown option %s\n", argv[optind - 1]);
-				usage(stderr);
+				fprintf(stderr, "Try poll-fanout --help.\n");
 				exit(2);
 		}
 	}
