@@ -34,7 +34,7 @@ q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 log() { echo "$(date -u +%T) $*"; }
 
 # ---- build ----
-make -s -C "$root/fanout" >/dev/null
+make -s -C "$root/fanout" >/dev/null || [ -x "$root/fanout/poll-fanout" ]
 daemon_bin="$root/fanout/poll-fanout"
 cflags="-O2 -g -Wall -Wextra -Werror -I/usr/include/postgresql"
 gcc $cflags "$root/bench/pushload.c" -lpq -lcrypto -lpthread -o "$out/pushload"
@@ -174,7 +174,8 @@ held=$(cat "$out"/idle.*.txt | awk -F'[= ]' '/^held=/ {s += $2} END {print s + 0
 for p in "${idle_pids[@]}"; do stop_pid "$p"; done
 daemon_alive=$(kill -0 "$srv_pid" 2>/dev/null && echo yes || echo no)
 stop_server ours
-log "idle: cap=$idle_cap held=$held rss0=${rss0}kB rssN=${rssN}kB daemon_alive=$daemon_alive"
+emfile=$(grep -c 'errno 24' "$out/fanout.idle.log" || true)
+log "idle: cap=$idle_cap held=$held rss0=${rss0}kB rssN=${rssN}kB daemon_alive=$daemon_alive emfile_lines=$emfile"
 cat "$out"/idle.*.txt
 
 # ---- report ----
@@ -210,7 +211,8 @@ echo "| push latency p50, commit → WebSocket receipt, $label, vs LISTEN/NOTIFY
 echo "| push latency p99 (max: ours $(show_ms "$omax"), baseline $(show_ms "$bmax"); probes never received: ours $omiss of $((osamp + omiss)), baseline $bmiss of $((bsamp + bmiss))) | $(show_ms "$o99") | $(show_ms "$b99") | $(ratio "$o99" "$b99") | ≤ 100 ms | $(met "$o99" 100 '<=') |" >&3
 echo "| push: messages delivered/s, all clients | $(fmt "$omsg") | $(fmt "$bmsg") | $(ratio "$omsg" "$bmsg") | context | |" >&3
 echo "| push: server CPU during the run (% of one core) | $ocpu % | $bcpu % | $(ratio "$ocpu" "$bcpu") | context | |" >&3
-t10() { v=$(val t10 "$1"); [ "$v" = "-1.00" ] && v=999999; show_ms "$v"; }
-echo "| push latency p50 / p99, same load, ours with \`--throttle 10\` (one run) | $(t10 p50_ms) / $(t10 p99_ms) | | | context | |" >&3
+one() { v=$(val "$1" "$2"); [ "$v" = "-1.00" ] && v=999999; show_ms "$v"; }
+echo "| push latency p50 / p99, same load, ours with \`--throttle 10\` (one run) | $(one t10 p50_ms) / $(one t10 p99_ms) | | | context | |" >&3
+echo "| push latency p50 / p99, same load, ours with $(fmt "$warm_clients") clients (the warm-up run, $warm_secs s) | $(one warm p50_ms) / $(one warm p99_ms) | | | context | |" >&3
 echo "| daemon RSS per idle subscribed connection ((VmRSS with $(fmt "$held") − with 0) / $(fmt "$held"); $(awk -v a="$rss0" 'BEGIN {printf "%.1f", a / 1024}') → $(awk -v a="$rssN" 'BEGIN {printf "%.1f", a / 1024}') MiB) | $per_conn KiB | | | ≤ 8 KiB | $(met "$per_conn" 8 '<=') |" >&3
-echo "| idle subscribed connections held by one daemon (attempted $(fmt "$idle_cap"); RLIMIT_NOFILE hard limit $hardn, fs.file-max $(cat /proc/sys/fs/file-max); daemon alive after: $daemon_alive) | $(fmt "$held") | | | context | |" >&3
+echo "| idle subscribed connections held by one daemon (attempted $(fmt "$idle_cap"); RLIMIT_NOFILE hard limit $hardn, fs.file-max $(cat /proc/sys/fs/file-max); daemon alive after: $daemon_alive, $emfile \"accept: errno 24\" log lines) | $(fmt "$held") | | | context | |" >&3
