@@ -5,6 +5,7 @@
 #
 #   make bench            full run (about 15 minutes)
 #   make bench QUICK=1    short rounds and 1 million stored ballots (under 3 minutes)
+#   POLL_BENCH_PUSH=0     leaves out the push and capacity benchmarks (bench/push.sh)
 #
 # Our path and its baseline alternate round by round, so that the noise of a shared
 # machine falls on both; the ratio is the median of the per-round ratios.
@@ -178,7 +179,7 @@ final_pending=$(q "SELECT pending FROM poll.worker_status")
 
 # ---- 5. push and capacity (bench/push.sh: poll-fanout against a LISTEN/NOTIFY push) ----
 push_rows=""
-if [ -x bench/push.sh ]; then
+if [ -x bench/push.sh ] && [ "${POLL_BENCH_PUSH:-1}" = 1 ]; then
 	make -s -C fanout >/dev/null
 	push_rows=$(QUICK=$QUICK bench/push.sh "$out/push" || echo "| push benchmark | failed: see bench/out/push | | | | no |")
 fi
