@@ -21,12 +21,12 @@
  *	  allow_change) is checked before anything is written, or the error
  *	  aborts the statement that wrote it: no partial write survives.
  *
- * A new voter's ballot is inserted without SQL too, by the same
- * speculative-insertion protocol as INSERT ... ON CONFLICT, but optimistic:
- * no index probe before the insert, whose unique check tells whether the
- * voter had a ballot.  Only then (or when poll.ballot has grown an index
- * or trigger of someone else's) does the vote take the SQL path, which
- * waits for a concurrent insert of the same voter and reads the old ballot.
+ * A new voter's ballot is inserted without SQL too, optimistically: no
+ * index probe before the insert, whose unique check tells whether the voter
+ * had a ballot (see insert_new_ballot).  Only then (or when poll.ballot has
+ * grown an index or trigger of someone else's) does the vote take the SQL
+ * path, which waits for a concurrent insert of the same voter and reads the
+ * old ballot.
  *
  * Change records of single votes are appended with heap_insert, not SQL:
  * poll.change has no index and no trigger (checked on each open), so a
@@ -43,10 +43,7 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/table.h"
-#include "access/tableam.h"
 #include "catalog/index.h"
-#include "executor/tuptable.h"
-#include "storage/lmgr.h"
 #include "access/xact.h"
 #include "utils/resowner.h"
 #include "catalog/pg_class.h"
@@ -343,6 +340,12 @@ options_datum(const int32 *options, int n)
  * nothing that survives, when the voter may already have a ballot (or one
  * is being inserted concurrently) or when poll.ballot is not as the
  * extension made it: the caller then takes the SQL path.
+ *
+ * The index insert checks uniqueness without waiting or raising
+ * (UNIQUE_CHECK_PARTIAL); on a possible duplicate this transaction deletes
+ * the tuple it just inserted.  A concurrent inserter of the same voter
+ * sees that tuple as in progress and takes the SQL path too, where ON
+ * CONFLICT waits for this transaction, as it would for any other insert.
  */
 static bool
 insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool segment_null)
@@ -351,9 +354,9 @@ insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool
 	List	   *indexes = RelationGetIndexList(ballots);
 	Relation	pkey;
 	IndexInfo  *info;
-	TupleTableSlot *slot;
-	TransactionId xid;
-	uint32		token;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, segment_null, false};
+	HeapTuple	tuple;
 	bool		unique;
 
 	if (ballots->rd_rel->relhastriggers || ballots->rd_rel->relrowsecurity ||
@@ -371,28 +374,23 @@ insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool
 		return false;
 	}
 
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(ballots), &TTSOpsVirtual);
-	ExecClearTuple(slot);
-	slot->tts_values[0] = Int64GetDatum(poll_id);
-	slot->tts_values[1] = voter;
-	slot->tts_values[2] = options;
-	slot->tts_values[3] = segment;
-	slot->tts_values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	memset(slot->tts_isnull, 0, 5 * sizeof(bool));
-	slot->tts_isnull[3] = segment_null;
-	ExecStoreVirtualTuple(slot);
-
-	xid = GetCurrentTransactionId();
-	token = SpeculativeInsertionLockAcquire(xid);
-	table_tuple_insert_speculative(ballots, slot, GetCurrentCommandId(true), 0, NULL, token);
+	values[0] = Int64GetDatum(poll_id);
+	values[1] = voter;
+	values[2] = options;
+	values[3] = segment;
+	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	tuple = heap_form_tuple(RelationGetDescr(ballots), values, nulls);
+	simple_heap_insert(ballots, tuple);
 	info = BuildIndexInfo(pkey);
-	unique = index_insert(pkey, slot->tts_values, slot->tts_isnull, &slot->tts_tid, ballots,
+	unique = index_insert(pkey, values, nulls, &tuple->t_self, ballots,
 						  UNIQUE_CHECK_PARTIAL, false, info);
-	/* on a possible conflict the heap tuple is super-deleted, as ON CONFLICT does */
-	table_tuple_complete_speculative(ballots, slot, token, unique);
-	SpeculativeInsertionLockRelease(xid);
+	if (!unique)
+	{
+		CommandCounterIncrement();	/* a command cannot delete what it inserted */
+		simple_heap_delete(ballots, &tuple->t_self);
+	}
 
-	ExecDropSingleTupleTableSlot(slot);
+	heap_freetuple(tuple);
 	index_close(pkey, NoLock);
 	table_close(ballots, NoLock);
 	return unique;
