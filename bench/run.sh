@@ -24,9 +24,9 @@ chmod 755 "$out"
 [ "$(id -u)" = 0 ] && chown postgres: "$out"
 
 if [ "$QUICK" = 1 ]; then
-	rounds=2; secs=5; bulk_batches=10; big=1000000; fresh_samples=200; keepup_secs=8
+	rounds=2; secs=5; warm=2; bulk_batches=10; big=1000000; fresh_samples=200; keepup_secs=5
 else
-	rounds=5; secs=10; bulk_batches=40; big=10000000; fresh_samples=1000; keepup_secs=20
+	rounds=5; secs=10; warm=5; bulk_batches=40; big=10000000; fresh_samples=1000; keepup_secs=20
 fi
 
 make -s >/dev/null && make -s install >/dev/null
@@ -76,7 +76,7 @@ pgb() {	# name seconds clients extra-args...
 }
 echo "ingest: warm-up"
 for path in ours plain naive; do
-	pgb warm 5 16 -f "$out/$path.pgbench" >/dev/null
+	pgb warm "$warm" 16 -f "$out/$path.pgbench" >/dev/null
 done
 rm -f "$out"/lat.warm*
 # each round runs the three paths in a rotated order, so none always goes first
