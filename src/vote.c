@@ -2,7 +2,7 @@
  * vote.c — the vote path: cast_vote, cast_votes and retract_vote.
  *
  * A vote writes its ballot (poll.ballot, one row per voter per poll) and,
- * in the same statement, the change records that describe it (poll.change:
+ * in the same transaction, the change records that describe it (poll.change:
  * +1/-1 per option and segment).  It never touches a shared counter: the
  * tallies are folded later from the change records (poll.fold()), so
  * concurrent voters on one hot poll never wait for each other.
@@ -43,9 +43,8 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/table.h"
-#include "catalog/index.h"
 #include "access/xact.h"
-#include "utils/resowner.h"
+#include "catalog/index.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -56,6 +55,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "poll.h"
@@ -74,7 +74,10 @@ typedef struct VoteStatement
 	SPIPlanPtr	plan;
 } VoteStatement;
 
-/* A new ballot; SPI_processed is 0 when the voter already had one.  $1 poll, $2 voter, $3 options, $4 segment. */
+/*
+ * A new ballot, the SQL path; SPI_processed is 0 when the voter already had
+ * one.  $1 poll, $2 voter, $3 options, $4 segment.
+ */
 static VoteStatement insert_ballot = {
 	"INSERT INTO poll.ballot (poll_id, voter, options, segment, cast_at)"
 	" VALUES ($1, $2, $3, $4, pg_catalog.now())"
@@ -836,6 +839,18 @@ change_existing(const PollInfo *poll, int n, Datum *voters, Datum *options,
 	return nchanged;
 }
 
+/* The arguments of the bulk statements for the first n elements. */
+static void
+bulk_args(Datum *args, char *nulls, int64 poll_id, int n, Datum *voters, Datum *options,
+		  Datum *segments, bool *segment_nulls)
+{
+	args[0] = Int64GetDatum(poll_id);
+	args[1] = PointerGetDatum(text_array(voters, NULL, n));
+	args[2] = PointerGetDatum(int4_array(options, n));
+	args[3] = segments ? PointerGetDatum(text_array(segments, segment_nulls, n)) : (Datum) 0;
+	nulls[3] = segments ? ' ' : 'n';
+}
+
 /*
  * Tries the whole call as new ballots, in a subtransaction; false when a
  * voter already had a ballot (the subtransaction is rolled back, nothing
@@ -936,13 +951,7 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 	}
 
 	missing = palloc(n * sizeof(bool));
-	args[0] = Int64GetDatum(poll.poll_id);
-	args[1] = PointerGetDatum(text_array(voters, NULL, n));
-	args[2] = PointerGetDatum(int4_array(options, n));
-	if (segments != NULL)
-		args[3] = PointerGetDatum(text_array(segments, segment_nulls, n));
-	else
-		nulls[3] = 'n';
+	bulk_args(args, nulls, poll.poll_id, n, voters, options, segments, segment_nulls);
 	if (insert_all_new(args, nulls))
 	{
 		poll_note_change_written();
@@ -956,12 +965,6 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 		int			nmissing = 0;
 		bool		isnull;
 
-		args[1] = PointerGetDatum(text_array(voters, NULL, n));
-		args[2] = PointerGetDatum(int4_array(options, n));
-		if (segments != NULL)
-			args[3] = PointerGetDatum(text_array(segments, segment_nulls, n));
-		else
-			nulls[3] = 'n';
 		run(&insert_ballots, args, nulls, SPI_OK_SELECT);
 		inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 											   1, &isnull));
@@ -991,6 +994,7 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 		if (nmissing == 0)
 			break;
 		n = nmissing;
+		bulk_args(args, nulls, poll.poll_id, n, voters, options, segments, segment_nulls);
 		CHECK_FOR_INTERRUPTS();
 	}
 	vote_end(&s);
