@@ -136,6 +136,7 @@ idle_poll=$(q "SELECT poll.create_poll('Idle', ARRAY['a', 'b'])")
 	echo '\set v random(1, 1000000000000000)'
 	echo "SELECT poll.cast_vote($hot, 'v' || :v, (2 + :v::bigint % 3)::int);"
 } >"$out/background.pgbench"
+log "fanout: commit $(git -C "$root" log -1 --format=%h -- fanout 2>/dev/null || echo '?'), $(git -C "$root" status --porcelain -- fanout 2>/dev/null | wc -l) files changed since"
 log "clients=$clients rounds=$rounds secs=$secs ulimit -n=$(ulimit -n) hard=$(ulimit -Hn) file-max=$(cat /proc/sys/fs/file-max)"
 
 # ---- push: ours and the baseline alternated, after a warm-up ----
