@@ -22,12 +22,11 @@ static void queue_text(struct session *s, const char *text, size_t len, bool clo
 static void queue_error(struct session *s, const char *code, const char *msg, int64_t poll);
 static bool take_token(struct session *s);
 static int	write_frame(struct session *s, char *json, size_t len, int64_t version);
-static void throttle_cb(lws_sorted_usec_list_t *sul);
 static void request_write(struct session *s);
-static int	write_queued(struct session *s, char *out, int64_t now, int64_t *next_due,
-						 bool *more);
-static int	write_next_update(struct session *s, char *out, size_t cap, int64_t now,
-							  int64_t *next_due, bool *more);
+static void schedule_at(struct session *s, int64_t due, int64_t now);
+static int	write_queued(struct session *s, char *out, int64_t now);
+static int	write_next_update(struct session *s, char *out, size_t cap, int64_t now);
+static void reschedule(struct session *s, int64_t now);
 
 /* a client closed by the 30 s write timeout is worth a log line */
 void
@@ -64,6 +63,12 @@ session_init(struct fanout *f, struct session *s, struct lws *wsi, enum session_
 			f->n_clients_ws++;
 		else
 			f->n_clients_sse++;
+		/* on the list the write-timeout sweep walks */
+		s->streaming = true;
+		s->stream_next = f->streams;
+		if (f->streams)
+			f->streams->stream_prev = s;
+		f->streams = s;
 	}
 }
 
@@ -74,15 +79,27 @@ session_cleanup(struct session *s)
 
 	if (!f)
 		return;					/* never initialised */
-	lws_sul_cancel(&s->sul);
+	heap_remove(f, s);
+	if (s->streaming)
+	{
+		if (s->stream_prev)
+			s->stream_prev->stream_next = s->stream_next;
+		else
+			f->streams = s->stream_next;
+		if (s->stream_next)
+			s->stream_next->stream_prev = s->stream_prev;
+	}
 	while (s->n_subs > 0)
 		sub_remove(f, s->subs[0]);
-	while (s->outq_len > 0)
+	free(s->subs);
+	while (s->outq_head)
 	{
-		free(s->outq[s->outq_head].text);
-		s->outq_head = (s->outq_head + 1) % OUTQ_MAX;
-		s->outq_len--;
+		struct outmsg *m = s->outq_head;
+
+		s->outq_head = m->next;
+		free(m);
 	}
+	free(s->rx);
 	if (s->counted)
 	{
 		if (s->kind == SESS_WS)
@@ -129,32 +146,235 @@ session_may_see(struct fanout *f, struct session *s, int64_t poll_id)
 	return !f->jwt || grant_allows(&s->grant, poll_id, (int64_t) time(NULL));
 }
 
+/*
+ * Write scheduling.  A session with something to send either has a
+ * writeable callback asked for (want_write) or waits in f->heap until
+ * the throttle window of its earliest dirty subscription ends.  One lws
+ * timer (tick_sul) serves the whole heap; the 30 s write timeout of
+ * WebSocket and SSE sessions is one sweep a second over f->streams.
+ * Per-session lws timers (lws_sul_schedule, lws_set_timeout) would each
+ * be a sorted insert into one list of every client: O(clients) per write.
+ */
+static void tick_cb(lws_sorted_usec_list_t *sul);
+
+static inline void
+heap_put(struct fanout *f, int i, struct heap_ent e)
+{
+	f->heap[i] = e;
+	e.s->heap_idx = i + 1;
+}
+
+static void
+heap_sift(struct fanout *f, int i)
+{
+	struct heap_ent e = f->heap[i];
+
+	while (i > 0 && f->heap[(i - 1) / 2].due_us > e.due_us)
+	{
+		heap_put(f, i, f->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	for (;;)
+	{
+		int			c = 2 * i + 1;
+
+		if (c >= f->heap_len)
+			break;
+		if (c + 1 < f->heap_len && f->heap[c + 1].due_us < f->heap[c].due_us)
+			c++;
+		if (f->heap[c].due_us >= e.due_us)
+			break;
+		heap_put(f, i, f->heap[c]);
+		i = c;
+	}
+	heap_put(f, i, e);
+}
+
+void
+heap_remove(struct fanout *f, struct session *s)
+{
+	int			i = s->heap_idx - 1;
+
+	if (i < 0)
+		return;
+	s->heap_idx = 0;
+	f->heap_len--;
+	if (i < f->heap_len)
+	{
+		f->heap[i] = f->heap[f->heap_len];
+		f->heap[i].s->heap_idx = i + 1;
+		heap_sift(f, i);
+	}
+}
+
+static bool
+heap_set(struct fanout *f, struct session *s, int64_t due)
+{
+	if (s->heap_idx)
+	{
+		f->heap[s->heap_idx - 1].due_us = due;
+		heap_sift(f, s->heap_idx - 1);
+		return true;
+	}
+	if (f->heap_len == f->heap_cap)
+	{
+		int			cap = f->heap_cap ? f->heap_cap * 2 : 1024;
+		struct heap_ent *h = realloc(f->heap, sizeof(*h) * (size_t) cap);
+
+		if (!h)
+			return false;
+		f->heap = h;
+		f->heap_cap = cap;
+	}
+	f->heap[f->heap_len].due_us = due;
+	f->heap[f->heap_len].s = s;
+	s->heap_idx = ++f->heap_len;
+	heap_sift(f, f->heap_len - 1);
+	return true;
+}
+
+/* the timer fires when the earliest session in the heap is due */
+static void
+arm_tick(struct fanout *f, int64_t now)
+{
+	int64_t		due;
+
+	if (f->heap_len == 0)
+		return;
+	due = f->heap[0].due_us;
+	if (f->tick_at_us && f->tick_at_us <= due)
+		return;
+	f->tick_at_us = due;
+	lws_sul_schedule(f->lws, 0, &f->tick_sul, tick_cb, due > now ? due - now : 0);
+}
+
+static void
+tick_cb(lws_sorted_usec_list_t *sul)
+{
+	struct fanout *f = lws_container_of(sul, struct fanout, tick_sul);
+	int64_t		now = now_us();
+
+	f->tick_at_us = 0;
+	while (f->heap_len > 0 && f->heap[0].due_us <= now)
+	{
+		struct session *s = f->heap[0].s;
+
+		heap_remove(f, s);
+		request_write(s);
+	}
+	arm_tick(f, now);
+}
+
+/* WebSocket and SSE streams: the sweep watches their write timeout */
+static bool
+swept(const struct session *s)
+{
+	return s->streaming && (s->kind == SESS_WS || s->headers_sent);
+}
+
+static void
+arm_write_timeout(struct session *s, int64_t now)
+{
+	if (s->write_armed)
+		return;
+	s->write_armed = true;
+	s->write_armed_us = now;
+	if (!swept(s))
+		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, WRITE_TIMEOUT_SECS);
+}
+
+static void
+sweep_cb(lws_sorted_usec_list_t *sul)
+{
+	struct fanout *f = lws_container_of(sul, struct fanout, sweep_sul);
+	int64_t		now = now_us();
+
+	for (struct session *s = f->streams; s; s = s->stream_next)
+		if (s->write_armed && swept(s) && s->wsi &&
+			now - s->write_armed_us >= WRITE_TIMEOUT_SECS * (int64_t) 1000000)
+			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	lws_sul_schedule(f->lws, 0, &f->sweep_sul, sweep_cb, 1000 * 1000);
+}
+
+void
+clients_start(struct fanout *f)
+{
+	lws_sul_schedule(f->lws, 0, &f->sweep_sul, sweep_cb, 1000 * 1000);
+}
+
+/* after lws_context_destroy(): every session is gone */
+void
+clients_stop(struct fanout *f)
+{
+	free(f->heap);
+	f->heap = NULL;
+	f->heap_len = f->heap_cap = 0;
+}
+
+/* a writeable callback as soon as the socket takes it */
 static void
 request_write(struct session *s)
 {
 	if (!s->wsi)
 		return;
-	if (!s->write_armed)
+	heap_remove(s->f, s);
+	arm_write_timeout(s, now_us());
+	if (!s->want_write)
 	{
-		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, WRITE_TIMEOUT_SECS);
-		s->write_armed = true;
-		s->write_armed_us = now_us();
+		s->want_write = true;
+		lws_callback_on_writable(s->wsi);
 	}
-	lws_callback_on_writable(s->wsi);
 }
 
-void
-session_mark_dirty(struct session *s)
-{
-	request_write(s);
-}
-
+/*
+ * A writeable callback at due.  Windows end on a grid of a tenth of the
+ * throttle (at most 5 ms), so that one timer wake-up and one pass of the
+ * event loop serve many sessions; a window never ends early.
+ */
 static void
-throttle_cb(lws_sorted_usec_list_t *sul)
+schedule_at(struct session *s, int64_t due, int64_t now)
 {
-	struct session *s = lws_container_of(sul, struct session, sul);
+	struct fanout *f = s->f;
+	int64_t		q = (int64_t) f->throttle_ms * 100;
 
-	request_write(s);
+	if (!s->wsi || s->want_write)
+		return;					/* the coming callback reschedules */
+	if (q > 5000)
+		q = 5000;
+	if (q >= 1000)
+		due = (due + q - 1) / q * q;
+	if (due <= now)
+	{
+		request_write(s);
+		return;
+	}
+	if (s->heap_idx && f->heap[s->heap_idx - 1].due_us <= due)
+		return;
+	if (!heap_set(f, s, due))
+	{
+		request_write(s);		/* no memory for the heap: write now */
+		return;
+	}
+	arm_write_timeout(s, now);
+	arm_tick(f, now);
+}
+
+/* sub just became dirty: its session writes now or when sub's window ends */
+void
+session_mark_dirty(struct session *s, struct subscription *sub)
+{
+	int64_t		throttle = (int64_t) s->f->throttle_ms * 1000;
+	int64_t		now;
+
+	if (s->want_write)
+		return;
+	if (!sub || sub->last_sent_us == 0 || sub->poll->state == POLL_NOT_FOUND)
+	{
+		request_write(s);
+		return;
+	}
+	now = now_us();
+	schedule_at(s, sub->last_sent_us + throttle, now);
 }
 
 static void
@@ -170,13 +390,18 @@ queue_text(struct session *s, const char *text, size_t len, bool close_after)
 		request_write(s);
 		return;
 	}
-	m = &s->outq[(s->outq_head + s->outq_len) % OUTQ_MAX];
-	m->text = malloc(len);
-	if (!m->text)
+	m = malloc(sizeof(*m) + len);
+	if (!m)
 		return;
 	memcpy(m->text, text, len);
 	m->len = len;
 	m->close_after = close_after;
+	m->next = NULL;
+	if (s->outq_tail)
+		s->outq_tail->next = m;
+	else
+		s->outq_head = m;
+	s->outq_tail = m;
 	s->outq_len++;
 	request_write(s);
 }
@@ -227,9 +452,11 @@ handle_subscribe(struct session *s, const struct client_msg *m)
 		/* a resubscription: never send a version twice, only move forward */
 		if (m->has_version && m->version > existing->sent_version)
 			existing->sent_version = m->version;
-		existing->dirty = existing->poll->state != POLL_LOADING;
-		if (existing->dirty)
-			request_write(s);
+		if (existing->poll->state != POLL_LOADING && !existing->dirty)
+		{
+			existing->dirty = true;
+			session_mark_dirty(s, existing);
+		}
 		return;
 	}
 	if (s->n_subs >= MAX_SUBSCRIPTIONS)
@@ -348,17 +575,19 @@ write_frame(struct session *s, char *json, size_t len, int64_t version)
 
 /* a queued pong or error; after a rate_limited one, the close lingers */
 static int
-write_queued(struct session *s, char *out, int64_t now, int64_t *next_due, bool *more)
+write_queued(struct session *s, char *out, int64_t now)
 {
-	struct outmsg *m = &s->outq[s->outq_head];
+	struct outmsg *m = s->outq_head;
 	bool		close_after = m->close_after;
 	int			rc;
 
 	memcpy(out, m->text, m->len);
 	rc = write_frame(s, out, m->len, 0);
-	free(m->text);
-	s->outq_head = (s->outq_head + 1) % OUTQ_MAX;
+	s->outq_head = m->next;
+	if (!s->outq_head)
+		s->outq_tail = NULL;
 	s->outq_len--;
+	free(m);
 	if (rc < 0)
 		return -1;
 	if (close_after)
@@ -369,68 +598,102 @@ write_queued(struct session *s, char *out, int64_t now, int64_t *next_due, bool 
 		 */
 		s->closing = true;
 		s->close_at_us = now + CLOSE_LINGER_US;
-		*next_due = s->close_at_us;
 	}
-	*more = s->outq_len > 0;
 	return 0;
 }
 
 /*
  * The first dirty subscription whose throttle window has passed gets the
- * message that brings it to the poll's current state.  *more: another one
- * is ready now; *next_due: when the earliest throttled one will be.
+ * message that brings it to the poll's current state, copied from the
+ * poll's shared rendering: per client, one memcpy and one lws_write.
  */
 static int
-write_next_update(struct session *s, char *out, size_t cap, int64_t now, int64_t *next_due,
-				  bool *more)
+write_next_update(struct session *s, char *out, size_t cap, int64_t now)
 {
 	struct fanout *f = s->f;
 	int64_t		throttle = (int64_t) f->throttle_ms * 1000;
-	bool		wrote = false;
 
 	for (int i = 0; i < s->n_subs; i++)
 	{
 		struct subscription *sub = s->subs[i];
 		int64_t		version = 0;
+		const char *msg;
 		size_t		len;
 
 		if (!sub->dirty)
 			continue;
-		if (wrote)
-		{
-			*more = true;
-			break;
-		}
 		if (sub->poll->state == POLL_NOT_FOUND)
 		{
 			int64_t		id = sub->poll->id;
 
 			sub_remove(f, sub);	/* moves the last subscription to i */
 			len = render_error(out, cap, "not_found", "no such poll", id);
-			if (write_frame(s, out, len, 0) < 0)
-				return -1;
-			wrote = true;
-			i--;
-			continue;
+			return write_frame(s, out, len, 0);
 		}
-		if (sub->last_sent_us + throttle > now)
-		{
-			if (!*next_due || sub->last_sent_us + throttle < *next_due)
-				*next_due = sub->last_sent_us + throttle;
+		if (sub->last_sent_us && sub->last_sent_us + throttle > now)
 			continue;
-		}
-		len = render_message(f, sub, out, cap, &version);
+		msg = message_for(f, sub, &len, &version);
 		sub->dirty = false;
-		if (len == 0)
+		if (!msg)
 			continue;			/* nothing newer than what the client has */
+		if (len > cap)
+			return -1;
+		memcpy(out, msg, len);
 		if (write_frame(s, out, len, version) < 0)
 			return -1;
 		sub->sent_version = version;
 		sub->need_snapshot = false;
 		sub->last_sent_us = now;
-		wrote = true;
+		return 0;
 	}
 	return 0;
+}
+
+/* after a writeable callback: what next, and the 30 s clock */
+static void
+reschedule(struct session *s, int64_t now)
+{
+	int64_t		throttle = (int64_t) s->f->throttle_ms * 1000;
+	int64_t		next_due = 0;
+	bool		ready = s->outq_head != NULL;
+
+	if (s->closing)
+	{
+		ready = ready || s->close_at_us <= now;
+		next_due = s->close_at_us;
+	}
+	else
+		for (int i = 0; i < s->n_subs && !ready; i++)
+		{
+			struct subscription *sub = s->subs[i];
+			int64_t		due = sub->last_sent_us + throttle;
+
+			if (!sub->dirty)
+				continue;
+			if (!sub->last_sent_us || due <= now || sub->poll->state == POLL_NOT_FOUND)
+				ready = true;
+			else if (!next_due || due < next_due)
+				next_due = due;
+		}
+	/* the socket took a write: the 30 s clock restarts, or stops if idle */
+	if (ready || next_due)
+	{
+		s->write_armed = false;
+		arm_write_timeout(s, now);
+		if (ready)
+		{
+			s->want_write = true;
+			lws_callback_on_writable(s->wsi);
+		}
+		else
+			schedule_at(s, next_due, now);
+	}
+	else if (s->write_armed)
+	{
+		s->write_armed = false;
+		if (!swept(s))
+			lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
+	}
 }
 
 /*
@@ -444,17 +707,17 @@ session_write_updates(struct session *s)
 	char	   *out = (char *) f->scratch + LWS_PRE + JSON_HEADROOM;
 	size_t		cap = SCRATCH_SIZE - 2 * JSON_HEADROOM;
 	int64_t		now = now_us();
-	int64_t		next_due = 0;
-	bool		more = false;
 	int			rc;
 
-	if (s->outq_len > 0)
-		rc = write_queued(s, out, now, &next_due, &more);
+	s->want_write = false;
+	heap_remove(f, s);
+	if (s->outq_head)
+		rc = write_queued(s, out, now);
 	else if (s->closing)
 	{
 		if (now < s->close_at_us)
 		{
-			lws_sul_schedule(f->lws, 0, &s->sul, throttle_cb, s->close_at_us - now);
+			reschedule(s, now);
 			return 0;
 		}
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
@@ -462,25 +725,10 @@ session_write_updates(struct session *s)
 		return -1;
 	}
 	else
-		rc = write_next_update(s, out, cap, now, &next_due, &more);
+		rc = write_next_update(s, out, cap, now);
 	if (rc < 0)
 		return -1;
-	if (more)
-		lws_callback_on_writable(s->wsi);
-	else if (next_due)
-		lws_sul_schedule(f->lws, 0, &s->sul, throttle_cb, next_due - now);
-	/* the socket took a write: the 30 s clock restarts, or stops if idle */
-	if (more || next_due)
-	{
-		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, WRITE_TIMEOUT_SECS);
-		s->write_armed = true;
-		s->write_armed_us = now;
-	}
-	else
-	{
-		lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
-		s->write_armed = false;
-	}
+	reschedule(s, now);
 	return 0;
 }
 
@@ -534,12 +782,27 @@ ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 								 (unsigned char *) "frame too large", 15);
 				return -1;
 			}
-			memcpy(s->rx + s->rx_len, in, len);
-			s->rx_len += len;
-			if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0)
 			{
-				handle_message(s, s->rx, s->rx_len);
-				s->rx_len = 0;
+				bool		final = lws_is_final_fragment(wsi) &&
+					lws_remaining_packet_payload(wsi) == 0;
+
+				if (final && s->rx_len == 0)
+				{
+					handle_message(s, in, len);	/* the usual case: one piece */
+					break;
+				}
+				/* in pieces: reassemble in a buffer that lives only that long */
+				if (!s->rx && !(s->rx = malloc(MAX_FRAME + 1)))
+					return -1;
+				memcpy(s->rx + s->rx_len, in, len);
+				s->rx_len += len;
+				if (final)
+				{
+					handle_message(s, s->rx, s->rx_len);
+					s->rx_len = 0;
+					free(s->rx);
+					s->rx = NULL;
+				}
 			}
 			break;
 		case LWS_CALLBACK_SERVER_WRITEABLE:

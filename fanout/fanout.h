@@ -38,6 +38,7 @@
 #define POLL_BUCKETS		1024
 #define OUTQ_MAX			128		/* pongs and errors waiting for a write; > RATE_BURST */
 #define SCRATCH_SIZE		(256 * 1024)
+#define RX_BUFFER_SIZE		1024	/* lws per-connection rx buffer; bigger frames come in pieces */
 
 enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
 enum poll_status { STATUS_SCHEDULED, STATUS_OPEN, STATUS_CLOSED };
@@ -67,7 +68,17 @@ struct poll {
 	struct poll	   *next_in_bucket;
 	struct subscription *subs;		/* doubly linked through sub->poll_next */
 	int				n_subs;
+
+	/*
+	 * The messages of the current version, rendered once for all the
+	 * subscribers that need them (MSG_*), NULL until first asked for.
+	 */
+	char		   *msg[3];
+	size_t			msg_len[3];
+	int64_t			msg_version[3];
 };
+
+enum msg_kind { MSG_SNAPSHOT, MSG_TALLY, MSG_STATUS };
 
 struct subscription {
 	struct poll	   *poll;
@@ -82,9 +93,10 @@ struct subscription {
 enum session_kind { SESS_NONE, SESS_WS, SESS_SSE, SESS_HTTP_SNAPSHOT, SESS_HTTP_STATIC };
 
 struct outmsg {
-	char		   *text;
+	struct outmsg  *next;
 	size_t			len;
 	bool			close_after;	/* rate_limited: close once sent */
+	char			text[];
 };
 
 struct session {
@@ -92,19 +104,23 @@ struct session {
 	struct lws	   *wsi;
 	struct fanout  *f;
 	bool			counted;		/* included in f->n_clients */
-	lws_sorted_usec_list_t sul;		/* throttle window end */
-	int				n_subs;
-	struct subscription *subs[MAX_SUBSCRIPTIONS];
-	struct outmsg	outq[OUTQ_MAX];
-	int				outq_head, outq_len;
+	bool			want_write;		/* lws_callback_on_writable() asked, not served yet */
+	bool			streaming;		/* on f->streams: the write-timeout sweep sees it */
+	int				heap_idx;		/* 1-based place in f->heap (waiting for due_us), 0: none */
+	int64_t			due_us;
+	struct session *stream_prev, *stream_next;
+	int				n_subs, subs_cap;
+	struct subscription **subs;		/* grows up to MAX_SUBSCRIPTIONS */
+	struct outmsg  *outq_head, *outq_tail;	/* pongs and errors */
+	int				outq_len;
 	bool			closing;		/* close after the queued messages */
 	int64_t			close_at_us;
 	bool			write_armed;	/* the 30 s write timeout is running */
 	int64_t			write_armed_us;	/* since when, or since the last write */
 	struct grant	grant;
 
-	/* WebSocket input: one message, reassembled from fragments */
-	char			rx[MAX_FRAME + 1];
+	/* WebSocket input: one message, reassembled from fragments when it comes in pieces */
+	char		   *rx;				/* MAX_FRAME + 1 when allocated */
 	size_t			rx_len;
 	double			tokens;			/* rate limit bucket */
 	int64_t			tokens_at_us;
@@ -115,7 +131,11 @@ struct session {
 	const char	   *body;			/* static body, not owned */
 	size_t			body_len, body_sent;
 	char		   *dyn_body;		/* owned body (json) */
-	char			errbody[320];	/* error bodies need no allocation */
+};
+
+struct heap_ent {
+	int64_t			due_us;
+	struct session *s;
 };
 
 struct metrics {
@@ -181,6 +201,20 @@ struct fanout {
 	struct db		db;
 	struct metrics	m;
 	unsigned char  *scratch;		/* LWS_PRE + SCRATCH_SIZE, for rendering */
+
+	/*
+	 * Write scheduling (clients.c): sessions whose next message waits for
+	 * a throttle window sit in one min-heap by due time, driven by one
+	 * timer; WebSocket and SSE sessions are on one list that a once a
+	 * second sweep checks for the 30 s write timeout.  No per-client lws
+	 * timers: lws keeps those in a sorted list, O(clients) per insert.
+	 */
+	struct heap_ent *heap;
+	int				heap_len, heap_cap;
+	lws_sorted_usec_list_t tick_sul;
+	int64_t			tick_at_us;		/* when tick_sul fires, 0: not scheduled */
+	lws_sorted_usec_list_t sweep_sul;
+	struct session *streams;
 };
 
 /* main.c */
@@ -200,8 +234,8 @@ const char *status_name(enum poll_status s);
 struct subscription *sub_add(struct fanout *f, struct session *s, struct poll *p,
 							 int64_t version);
 void		sub_remove(struct fanout *f, struct subscription *sub);
-size_t		render_message(struct fanout *f, struct subscription *sub, char *out,
-						   size_t cap, int64_t *version);
+const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
+						int64_t *version);
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
 
 /* replication.c */
@@ -216,7 +250,10 @@ int			db_raw_callback(struct lws *wsi, enum lws_callback_reasons reason,
 /* clients.c */
 int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 						struct session *s, void *in, size_t len);
-void		session_mark_dirty(struct session *s);
+void		session_mark_dirty(struct session *s, struct subscription *sub);
+void		clients_start(struct fanout *f);
+void		clients_stop(struct fanout *f);
+void		heap_remove(struct fanout *f, struct session *s);
 void		session_init(struct fanout *f, struct session *s, struct lws *wsi,
 						 enum session_kind kind);
 void		session_cleanup(struct session *s);

@@ -85,9 +85,13 @@ start_response(struct session *s, int status, const char *ctype, const char *bod
 static int
 respond_error(struct session *s, int status, const char *code, const char *msg, int64_t poll)
 {
-	size_t		n = render_error(s->errbody, sizeof(s->errbody), code, msg, poll);
+	char	   *body = malloc(320);
+	size_t		n;
 
-	return start_response(s, status, "application/json", s->errbody, n, NULL);
+	if (!body)
+		return -1;
+	n = render_error(body, 320, code, msg, poll);
+	return start_response(s, status, "application/json", body, n, body);
 }
 
 static int
@@ -263,6 +267,7 @@ http_writeable(struct fanout *f, struct session *s)
 {
 	if (!s->f)
 		return 0;
+	s->want_write = false;
 	if ((s->kind == SESS_HTTP_SNAPSHOT || s->kind == SESS_SSE) && !s->headers_sent)
 	{
 		struct subscription *sub = s->n_subs ? s->subs[0] : NULL;
@@ -293,6 +298,7 @@ http_writeable(struct fanout *f, struct session *s)
 			return -1;
 		/* an event stream lives as long as the client: no HTTP timeout */
 		lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
+		s->want_write = true;
 		lws_callback_on_writable(s->wsi);
 		return 0;
 	}

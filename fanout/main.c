@@ -251,7 +251,7 @@ callback_main(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 }
 
 static const struct lws_protocols protocols[] = {
-	{"poll", callback_main, sizeof(struct session), MAX_FRAME, 0, NULL, 0},
+	{"poll", callback_main, sizeof(struct session), RX_BUFFER_SIZE, 0, NULL, 0},
 	{"pg-raw", db_raw_callback, 0, 0, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0}
 };
@@ -333,6 +333,7 @@ main(int argc, char **argv)
 		   f.tls_cert ? "https" : "http", f.listen_host, f.listen_port, f.publication,
 		   f.throttle_ms, f.jwt ? ", tokens required" : "",
 		   f.web_root ? ", web root from disk" : "");
+	clients_start(&f);
 	db_start(&f);
 
 	while (!got_signal)
@@ -343,6 +344,7 @@ main(int argc, char **argv)
 	f.stopping = true;
 	db_stop(&f);
 	lws_context_destroy(f.lws);
+	clients_stop(&f);
 	free(f.scratch);
 	return 0;
 }

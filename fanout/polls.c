@@ -75,6 +75,8 @@ poll_free(struct poll *p)
 	for (int i = 0; i < p->n_options; i++)
 		free(p->labels[i]);
 	free(p->labels);
+	for (int k = 0; k < 3; k++)
+		free(p->msg[k]);
 	free(p);
 }
 
@@ -112,16 +114,25 @@ poll_release_if_unused(struct fanout *f, struct poll *p)
 	poll_free(p);
 }
 
+/*
+ * Every subscriber needs the new state.  One that is already dirty has its
+ * session scheduled (a writeable callback asked for, or waiting in the
+ * throttle heap): only the others need scheduling.
+ */
 void
 poll_changed(struct fanout *f, struct poll *p)
 {
-	(void) f;
+	for (int k = 0; k < 3; k++)
+		p->msg_version[k] = -1;
 	for (struct subscription *s = p->subs; s; s = s->poll_next)
 	{
 		if (s->dirty)
+		{
 			f->m.coalesced++;
+			continue;
+		}
 		s->dirty = true;
-		session_mark_dirty(s->sess);
+		session_mark_dirty(s->sess, s);
 	}
 }
 
@@ -195,8 +206,24 @@ poll_not_found(struct fanout *f, struct poll *p)
 struct subscription *
 sub_add(struct fanout *f, struct session *s, struct poll *p, int64_t version)
 {
-	struct subscription *sub = calloc(1, sizeof(*sub));
+	struct subscription *sub;
 
+	if (s->n_subs == s->subs_cap)
+	{
+		int			cap = s->subs_cap ? s->subs_cap * 2 : 2;
+		struct subscription **a;
+
+		if (cap > MAX_SUBSCRIPTIONS)
+			cap = MAX_SUBSCRIPTIONS;
+		if (s->n_subs >= cap)
+			return NULL;
+		a = realloc(s->subs, sizeof(*a) * (size_t) cap);
+		if (!a)
+			return NULL;
+		s->subs = a;
+		s->subs_cap = cap;
+	}
+	sub = calloc(1, sizeof(*sub));
 	if (!sub)
 		return NULL;
 	sub->poll = p;
@@ -212,7 +239,7 @@ sub_add(struct fanout *f, struct session *s, struct poll *p, int64_t version)
 	s->subs[s->n_subs++] = sub;
 	f->n_subscriptions++;
 	if (sub->dirty)
-		session_mark_dirty(s);
+		session_mark_dirty(s, sub);
 	return sub;
 }
 
@@ -272,29 +299,14 @@ render_snapshot_json(const struct poll *p, char *out, size_t cap)
 	return b.overflow ? 0 : b.len;
 }
 
-/*
- * The message that brings the subscriber from sent_version to the poll's
- * current version: a snapshot first, then a tally or a status, or a
- * snapshot again when both changed since the client's version.
- * Returns 0 when there is nothing to send.
- */
-size_t
-render_message(struct fanout *f, struct subscription *sub, char *out, size_t cap,
-			   int64_t *version)
+static size_t
+render_kind(const struct poll *p, enum msg_kind k, char *out, size_t cap)
 {
-	const struct poll *p = sub->poll;
 	struct jbuf b = {out, 0, cap, false};
-	bool		sc, tc;
 
-	(void) f;
-	if (p->state != POLL_READY || !p->have_row || p->version <= sub->sent_version)
-		return 0;
-	*version = p->version;
-	sc = p->status_version > sub->sent_version;
-	tc = p->tally_version > sub->sent_version;
-	if (sub->need_snapshot || sub->sent_version < p->base_version || (sc && tc))
+	if (k == MSG_SNAPSHOT)
 		return render_snapshot_json(p, out, cap);
-	if (sc)
+	if (k == MSG_STATUS)
 	{
 		jb_fmt(&b, "{\"type\":\"status\",\"poll\":%lld,\"version\":%lld,\"status\":\"%s\"}",
 			   (long long) p->id, (long long) p->version, status_name(p->status));
@@ -304,4 +316,51 @@ render_message(struct fanout *f, struct subscription *sub, char *out, size_t cap
 		   (long long) p->id, (long long) p->version, (long long) p->ballots);
 	render_options(&b, p, false);
 	return b.overflow ? 0 : b.len;
+}
+
+/*
+ * The message that brings the subscriber from sent_version to the poll's
+ * current version: a snapshot first, then a tally or a status, or a
+ * snapshot again when both changed since the client's version.  Each kind
+ * is rendered once per version and shared by every subscriber that needs
+ * it (the text stays valid until the poll changes or goes).
+ * Returns NULL when there is nothing to send.
+ */
+const char *
+message_for(struct fanout *f, struct subscription *sub, size_t *len, int64_t *version)
+{
+	struct poll *p = sub->poll;
+	enum msg_kind k;
+	bool		sc, tc;
+
+	if (p->state != POLL_READY || !p->have_row || p->version <= sub->sent_version)
+		return NULL;
+	sc = p->status_version > sub->sent_version;
+	tc = p->tally_version > sub->sent_version;
+	if (sub->need_snapshot || sub->sent_version < p->base_version || (sc && tc))
+		k = MSG_SNAPSHOT;
+	else if (sc)
+		k = MSG_STATUS;
+	else
+		k = MSG_TALLY;
+	if (!p->msg[k] || p->msg_version[k] != p->version)
+	{
+		char	   *out = (char *) f->scratch;
+		size_t		n = render_kind(p, k, out, SCRATCH_SIZE);
+		char	   *m;
+
+		if (n == 0)
+			return NULL;
+		m = malloc(n);
+		if (!m)
+			return NULL;
+		memcpy(m, out, n);
+		free(p->msg[k]);
+		p->msg[k] = m;
+		p->msg_len[k] = n;
+		p->msg_version[k] = p->version;
+	}
+	*len = p->msg_len[k];
+	*version = p->version;
+	return p->msg[k];
 }
