@@ -13,7 +13,8 @@
 #include "fanout.h"
 
 #define CLOSE_LINGER_US	(300 * 1000)
-#define JSON_HEADROOM	64		/* room before the JSON for the SSE "id:/data:" prefix */
+#define JSON_HEADROOM	64
+#define STREAM_POLL_US	2000	/* see session_write_updates() */		/* room before the JSON for the SSE "id:/data:" prefix */
 
 static void handle_message(struct session *s, const char *buf, size_t len);
 static void handle_subscribe(struct session *s, const struct client_msg *m);
@@ -454,7 +455,7 @@ handle_subscribe(struct session *s, const struct client_msg *m)
 			existing->sent_version = m->version;
 		if (existing->poll->state != POLL_LOADING && !existing->dirty)
 		{
-			existing->dirty = true;
+			sub_set_dirty(existing, true);
 			session_mark_dirty(s, existing);
 		}
 		return;
@@ -633,7 +634,7 @@ write_next_update(struct session *s, char *out, size_t cap, int64_t now)
 		if (sub->last_sent_us && sub->last_sent_us + throttle > now)
 			continue;
 		msg = message_for(f, sub, &len, &version);
-		sub->dirty = false;
+		sub_set_dirty(sub, false);
 		if (!msg)
 			continue;			/* nothing newer than what the client has */
 		if (len > cap)
@@ -709,6 +710,16 @@ session_write_updates(struct session *s)
 	int64_t		now = now_us();
 	int			rc;
 
+	/*
+	 * A pass over thousands of writeable sockets takes a while: read the
+	 * replication stream every few ms during it, so that the sockets later
+	 * in the pass already get the changes committed meanwhile.
+	 */
+	if (now - f->stream_polled_us >= STREAM_POLL_US)
+	{
+		f->stream_polled_us = now;
+		db_poll_stream(f);
+	}
 	s->want_write = false;
 	heap_remove(f, s);
 	if (s->outq_head)

@@ -66,8 +66,15 @@ struct poll {
 	bool			queued;			/* waiting in the snapshot queue */
 	struct poll	   *next_queued;
 	struct poll	   *next_in_bucket;
-	struct subscription *subs;		/* doubly linked through sub->poll_next */
-	int				n_subs;
+	/*
+	 * Subscriptions, doubly linked through sub->poll_next: the clean ones
+	 * (the client has, or is about to be written, the current state) and
+	 * the dirty ones.  A change only visits the clean ones: the work is
+	 * per message sent, not per subscriber per change.
+	 */
+	struct subscription *subs;		/* clean */
+	struct subscription *dirty_subs;
+	int				n_subs, n_dirty;
 
 	/*
 	 * The messages of the current version, rendered once for all the
@@ -215,6 +222,7 @@ struct fanout {
 	int64_t			tick_at_us;		/* when tick_sul fires, 0: not scheduled */
 	lws_sorted_usec_list_t sweep_sul;
 	struct session *streams;
+	int64_t			stream_polled_us;	/* last read of the replication stream */
 };
 
 /* main.c */
@@ -234,6 +242,7 @@ const char *status_name(enum poll_status s);
 struct subscription *sub_add(struct fanout *f, struct session *s, struct poll *p,
 							 int64_t version);
 void		sub_remove(struct fanout *f, struct subscription *sub);
+void		sub_set_dirty(struct subscription *sub, bool dirty);
 const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
 						int64_t *version);
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
@@ -244,6 +253,7 @@ void		db_stop(struct fanout *f);
 void		db_request_snapshot(struct fanout *f, struct poll *p);
 bool		db_healthy(const struct fanout *f);
 bool		db_connected(const struct fanout *f);
+void		db_poll_stream(struct fanout *f);
 int			db_raw_callback(struct lws *wsi, enum lws_callback_reasons reason,
 							void *user, void *in, size_t len);
 

@@ -122,18 +122,60 @@ poll_release_if_unused(struct fanout *f, struct poll *p)
 void
 poll_changed(struct fanout *f, struct poll *p)
 {
+	struct subscription *s;
+
 	for (int k = 0; k < 3; k++)
 		p->msg_version[k] = -1;
-	for (struct subscription *s = p->subs; s; s = s->poll_next)
+	f->m.coalesced += (uint64_t) p->n_dirty;
+	while ((s = p->subs) != NULL)
 	{
-		if (s->dirty)
-		{
-			f->m.coalesced++;
-			continue;
-		}
-		s->dirty = true;
+		sub_set_dirty(s, true);
 		session_mark_dirty(s->sess, s);
 	}
+}
+
+static void
+sub_unlink(struct subscription *sub)
+{
+	struct poll *p = sub->poll;
+
+	if (sub->poll_prev)
+		sub->poll_prev->poll_next = sub->poll_next;
+	else if (sub->dirty)
+		p->dirty_subs = sub->poll_next;
+	else
+		p->subs = sub->poll_next;
+	if (sub->poll_next)
+		sub->poll_next->poll_prev = sub->poll_prev;
+	sub->poll_prev = sub->poll_next = NULL;
+	if (sub->dirty)
+		p->n_dirty--;
+}
+
+static void
+sub_link(struct subscription *sub)
+{
+	struct poll *p = sub->poll;
+	struct subscription **head = sub->dirty ? &p->dirty_subs : &p->subs;
+
+	sub->poll_prev = NULL;
+	sub->poll_next = *head;
+	if (*head)
+		(*head)->poll_prev = sub;
+	*head = sub;
+	if (sub->dirty)
+		p->n_dirty++;
+}
+
+/* moves sub to its poll's dirty or clean list */
+void
+sub_set_dirty(struct subscription *sub, bool dirty)
+{
+	if (sub->dirty == dirty)
+		return;
+	sub_unlink(sub);
+	sub->dirty = dirty;
+	sub_link(sub);
 }
 
 void
@@ -231,10 +273,7 @@ sub_add(struct fanout *f, struct session *s, struct poll *p, int64_t version)
 	sub->sent_version = version;
 	sub->need_snapshot = true;
 	sub->dirty = p->state != POLL_LOADING;
-	sub->poll_next = p->subs;
-	if (p->subs)
-		p->subs->poll_prev = sub;
-	p->subs = sub;
+	sub_link(sub);
 	p->n_subs++;
 	s->subs[s->n_subs++] = sub;
 	f->n_subscriptions++;
@@ -255,12 +294,7 @@ sub_remove(struct fanout *f, struct subscription *sub)
 			s->subs[i] = s->subs[--s->n_subs];
 			break;
 		}
-	if (sub->poll_prev)
-		sub->poll_prev->poll_next = sub->poll_next;
-	else
-		p->subs = sub->poll_next;
-	if (sub->poll_next)
-		sub->poll_next->poll_prev = sub->poll_prev;
+	sub_unlink(sub);
 	p->n_subs--;
 	f->n_subscriptions--;
 	free(sub);

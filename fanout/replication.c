@@ -631,6 +631,14 @@ repl_readable(struct fanout *f)
 	}
 }
 
+/* reads what the replication stream has for us now, without waiting */
+void
+db_poll_stream(struct fanout *f)
+{
+	if (f->db.repl && f->db.repl_wsi && f->db.state == REPL_STREAMING)
+		repl_readable(f);
+}
+
 int
 db_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				void *in, size_t len)
