@@ -81,7 +81,7 @@ struct poll {
 	 * subscribers that need them (MSG_*), NULL until first asked for.
 	 */
 	char		   *msg[3];
-	size_t			msg_len[3];
+	size_t			msg_len[3], msg_cap[3];
 	int64_t			msg_version[3];
 };
 
@@ -138,6 +138,7 @@ struct session {
 	const char	   *body;			/* static body, not owned */
 	size_t			body_len, body_sent;
 	char		   *dyn_body;		/* owned body (json) */
+	char			errbody[320];	/* error bodies need no allocation */
 };
 
 struct heap_ent {

@@ -85,13 +85,9 @@ start_response(struct session *s, int status, const char *ctype, const char *bod
 static int
 respond_error(struct session *s, int status, const char *code, const char *msg, int64_t poll)
 {
-	char	   *body = malloc(320);
-	size_t		n;
+	size_t		n = render_error(s->errbody, sizeof(s->errbody), code, msg, poll);
 
-	if (!body)
-		return -1;
-	n = render_error(body, 320, code, msg, poll);
-	return start_response(s, status, "application/json", body, n, body);
+	return start_response(s, status, "application/json", s->errbody, n, NULL);
 }
 
 static int
@@ -309,6 +305,7 @@ http_writeable(struct fanout *f, struct session *s)
 		size_t		chunk = s->body_len - s->body_sent;
 		unsigned char *buf;
 		int			final;
+		struct lws *wsi = s->wsi;
 
 		if (chunk > SCRATCH_SIZE)
 			chunk = SCRATCH_SIZE;
@@ -323,14 +320,15 @@ http_writeable(struct fanout *f, struct session *s)
 			lws_callback_on_writable(s->wsi);
 			return 0;
 		}
-		lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
-		s->write_armed = false;
-		free(s->dyn_body);
-		s->dyn_body = NULL;
-		s->body = NULL;
-		s->body_len = s->body_sent = 0;
-		s->headers_sent = false;
-		if (lws_http_transaction_completed(s->wsi))
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+		/*
+		 * lws frees the per-session data when a keep-alive transaction
+		 * completes, with no CLOSED_HTTP callback: let go of everything
+		 * first (an SSE session that met an unknown poll is still on the
+		 * stream list and counted).
+		 */
+		session_cleanup(s);
+		if (lws_http_transaction_completed(wsi))
 			return -1;
 	}
 	return 0;

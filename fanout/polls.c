@@ -385,12 +385,18 @@ message_for(struct fanout *f, struct subscription *sub, size_t *len, int64_t *ve
 
 		if (n == 0)
 			return NULL;
-		m = malloc(n);
-		if (!m)
-			return NULL;
-		memcpy(m, out, n);
-		free(p->msg[k]);
-		p->msg[k] = m;
+		if (n > p->msg_cap[k])
+		{
+			/* reused from version to version: grows, never churns */
+			size_t		cap = n < 256 ? 256 : n + n / 4;
+
+			m = realloc(p->msg[k], cap);
+			if (!m)
+				return NULL;
+			p->msg[k] = m;
+			p->msg_cap[k] = cap;
+		}
+		memcpy(p->msg[k], out, n);
 		p->msg_len[k] = n;
 		p->msg_version[k] = p->version;
 	}
