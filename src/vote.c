@@ -21,9 +21,9 @@
  *	  allow_change) is checked before anything is written, or the error
  *	  aborts the statement that wrote it: no partial write survives.
  *
- * A new voter's ballot is inserted without SQL too, optimistically: no
- * index probe before the insert, whose unique check tells whether the voter
- * had a ballot (see insert_new_ballot).  Only then (or when poll.ballot has
+ * A new voter's ballot is inserted without SQL too, optimistically: a
+ * speculative insertion with no index probe before it, whose unique check
+ * tells whether the voter had a ballot (see insert_new_ballot).  Only then (or when poll.ballot has
  * grown an index or trigger of someone else's) does the vote take the SQL
  * path, which waits for a concurrent insert of the same voter and reads the
  * old ballot.
@@ -43,14 +43,17 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -344,11 +347,12 @@ options_datum(const int32 *options, int n)
  * is being inserted concurrently) or when poll.ballot is not as the
  * extension made it: the caller then takes the SQL path.
  *
- * The index insert checks uniqueness without waiting or raising
- * (UNIQUE_CHECK_PARTIAL); on a possible duplicate this transaction deletes
- * the tuple it just inserted.  A concurrent inserter of the same voter
- * sees that tuple as in progress and takes the SQL path too, where ON
- * CONFLICT waits for this transaction, as it would for any other insert.
+ * The insertion is speculative, as INSERT ... ON CONFLICT's: on a possible
+ * duplicate the tuple is super-deleted, dead to every snapshot at once, so
+ * that two sessions racing for the same new voter never wait for each
+ * other's transaction (a plain insert and delete would make each wait for
+ * the other: a deadlock).  The index insert checks uniqueness without
+ * waiting (UNIQUE_CHECK_PARTIAL); the SQL path does the waiting.
  */
 static bool
 insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool segment_null)
@@ -357,9 +361,9 @@ insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool
 	List	   *indexes = RelationGetIndexList(ballots);
 	Relation	pkey;
 	IndexInfo  *info;
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, segment_null, false};
-	HeapTuple	tuple;
+	TupleTableSlot *slot;
+	TransactionId xid;
+	uint32		token;
 	bool		unique;
 
 	if (ballots->rd_rel->relhastriggers || ballots->rd_rel->relrowsecurity ||
@@ -377,23 +381,28 @@ insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool
 		return false;
 	}
 
-	values[0] = Int64GetDatum(poll_id);
-	values[1] = voter;
-	values[2] = options;
-	values[3] = segment;
-	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	tuple = heap_form_tuple(RelationGetDescr(ballots), values, nulls);
-	simple_heap_insert(ballots, tuple);
-	info = BuildIndexInfo(pkey);
-	unique = index_insert(pkey, values, nulls, &tuple->t_self, ballots,
-						  UNIQUE_CHECK_PARTIAL, false, info);
-	if (!unique)
-	{
-		CommandCounterIncrement();	/* a command cannot delete what it inserted */
-		simple_heap_delete(ballots, &tuple->t_self);
-	}
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(ballots), &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	slot->tts_values[0] = Int64GetDatum(poll_id);
+	slot->tts_values[1] = voter;
+	slot->tts_values[2] = options;
+	slot->tts_values[3] = segment;
+	slot->tts_values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	memset(slot->tts_isnull, 0, 5 * sizeof(bool));
+	slot->tts_isnull[3] = segment_null;
+	ExecStoreVirtualTuple(slot);
 
-	heap_freetuple(tuple);
+	xid = GetCurrentTransactionId();
+	token = SpeculativeInsertionLockAcquire(xid);
+	table_tuple_insert_speculative(ballots, slot, GetCurrentCommandId(true), 0, NULL, token);
+	info = BuildIndexInfo(pkey);
+	unique = index_insert(pkey, slot->tts_values, slot->tts_isnull, &slot->tts_tid, ballots,
+						  UNIQUE_CHECK_PARTIAL, false, info);
+	/* on a possible conflict the heap tuple is super-deleted, as ON CONFLICT does */
+	table_tuple_complete_speculative(ballots, slot, token, unique);
+	SpeculativeInsertionLockRelease(xid);
+
+	ExecDropSingleTupleTableSlot(slot);
 	index_close(pkey, NoLock);
 	table_close(ballots, NoLock);
 	return unique;

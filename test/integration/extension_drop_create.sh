@@ -21,6 +21,6 @@ p=$(q "SELECT poll.create_poll('Again', ARRAY['a', 'b'])")
 q "SELECT poll.cast_vote($p, 'v' || i, 1 + i % 2) FROM generate_series(1, 50) i" >/dev/null
 wait_for 5 "SELECT pending = 0 FROM poll.worker_status" || fail "the worker did not fold after CREATE EXTENSION"
 [ "$(q "SELECT pid FROM poll.worker_status")" = "$pid" ] || fail "the worker restarted (pid $pid -> $(q 'SELECT pid FROM poll.worker_status'))"
-since | grep -q 'extension "poll" found' || fail "the worker did not log that it found the extension"
+grep -q 'extension "poll" found' <<<"$(since)" || fail "the worker did not log that it found the extension"
 check_invariants
 echo "worker survived DROP/CREATE EXTENSION with one log line"

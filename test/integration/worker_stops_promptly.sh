@@ -19,7 +19,7 @@ wait $load || true
 ms=$(((t1 - t0) / 1000000))
 echo "fast shutdown under load took $ms ms"
 [ "$ms" -lt 5000 ] || fail "shutdown took $ms ms"
-cluster_log | tail -n +"$((before + 1))" | grep -q 'terminating background worker "poll fold worker"' ||
+grep -q 'terminating background worker "poll fold worker"' <<<"$(cluster_log | tail -n +$((before + 1)))" ||
 	fail "the worker did not log its shutdown"
 "$POLL_ROOT/scripts/cluster.sh" start "$POLL_CLUSTER_DIR" "$PGPORT"
 wait_for 10 "SELECT count(*) = 1 FROM poll.worker_status" || fail "the worker did not come back"
