@@ -384,17 +384,22 @@ poll_worker_main(Datum arg)
 					r = run_step("vacuuming poll.change", vacuum_step);
 				next_tick = TimestampTzPlusMilliseconds(now, TICK_MS);
 			}
-			if (r == STEP_OK)
-				backoff_ms = 0;
-			else if (r == STEP_NO_EXTENSION)
-				backoff_ms = 1000;
-			else
+			/*
+			 * Only errors back off.  Without the extension the worker looks
+			 * again every second, or at once when a vote's commit wakes it:
+			 * the first vote after CREATE EXTENSION must not wait.
+			 */
+			if (r == STEP_FAILED)
 				backoff_ms = Min(MAX_BACKOFF_MS, Max(1000, backoff_ms * 2));
+			else
+				backoff_ms = 0;
 			retry_at = TimestampTzPlusMilliseconds(now, backoff_ms);
 		}
 
 		if (now < retry_at)
 			timeout = Max(1, TimestampDifferenceMilliseconds(now, retry_at));
+		else if (r == STEP_NO_EXTENSION)
+			timeout = 1000;
 		else
 			timeout = Min(poll_fold_interval_ms,
 						  Max(1, TimestampDifferenceMilliseconds(now, next_tick)));
