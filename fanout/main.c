@@ -291,6 +291,20 @@ main(int argc, char **argv)
 		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 			logmsg("cannot raise the open files limit: %s", strerror(errno));
 	}
+
+	/*
+	 * Without --max-clients, stop a little short of the descriptor limit:
+	 * a client past it gets a clean 503 instead of waiting in the listen
+	 * backlog while accept() fails with EMFILE.  The margin covers the
+	 * listening socket, the two libpq connections and a refused client.
+	 */
+	if (f.max_clients == 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 256)
+	{
+		f.max_clients = (int) (rl.rlim_cur - 64 < 10000000 ? rl.rlim_cur - 64 : 10000000);
+		logmsg("--max-clients defaults to %d (open files limit %llu)",
+			   f.max_clients, (unsigned long long) rl.rlim_cur);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	lws_set_log_level(getenv("FANOUT_LWS_DEBUG") ? 0xff : f.verbose ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log);
 
