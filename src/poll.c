@@ -192,8 +192,7 @@ poll_worker_status(PG_FUNCTION_ARGS)
 	if (copy.worker_pid == 0)
 		PG_RETURN_VOID();
 
-	values[0] = CStringGetDatum(copy.database);
-	values[0] = DirectFunctionCall1(namein, values[0]);
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(copy.database));
 	values[1] = Int32GetDatum(copy.worker_pid);
 	values[2] = TimestampTzGetDatum(copy.started_at);
 	values[3] = TimestampTzGetDatum(copy.last_fold_at);

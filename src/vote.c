@@ -194,7 +194,7 @@ typedef struct VoteSession
 static void vote_begin(VoteSession *s);
 static void vote_end(VoteSession *s);
 static void run(VoteStatement *st, Datum *args, const char *nulls, int expect);
-static PollInfo lookup_open_poll(int64 poll_id);
+static void check_open(const PollInfo *poll);
 static void check_text(text *value, const char *what, int max_chars, int element);
 static int	normalize_options(const PollInfo *poll, int32 *options, int n);
 static Datum options_datum(const int32 *options, int n);
@@ -249,23 +249,21 @@ run(VoteStatement *st, Datum *args, const char *nulls, int expect)
 		elog(ERROR, "vote statement failed: %s", SPI_result_code_string(rc));
 }
 
-/* The poll's settings, after checking that it accepts votes now. */
-static PollInfo
-lookup_open_poll(int64 poll_id)
+/* Refuses a poll that does not accept votes now. */
+static void
+check_open(const PollInfo *poll)
 {
-	PollInfo	poll = *poll_info(poll_id);
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
-	if (poll.closed || (poll.has_closes_at && now >= poll.closes_at))
+	if (poll->closed || (poll->has_closes_at && now >= poll->closes_at))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("poll " INT64_FORMAT " is closed", poll_id)));
-	if (now < poll.opens_at)
+				 errmsg("poll " INT64_FORMAT " is closed", poll->poll_id)));
+	if (now < poll->opens_at)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("poll " INT64_FORMAT " is not open yet", poll_id),
-				 errdetail("It opens at %s.", timestamptz_to_str(poll.opens_at))));
-	return poll;
+				 errmsg("poll " INT64_FORMAT " is not open yet", poll->poll_id),
+				 errdetail("It opens at %s.", timestamptz_to_str(poll->opens_at))));
 }
 
 /* A voter or segment: 1 to max_chars characters. */
@@ -566,7 +564,7 @@ cast_vote(FunctionCallInfo fcinfo, int32 *options, int n, bool array_form)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("poll " INT64_FORMAT " is a single-choice poll", poll_id),
 				 errhint("Pass one option_id, not an array.")));
-	poll = lookup_open_poll(poll_id);
+	check_open(&poll);
 	n = normalize_options(&poll, options, n);
 	result = cast_ballot(&poll, PointerGetDatum(voter), options, n, segment, segment_null);
 	vote_end(&s);
@@ -643,7 +641,8 @@ poll_retract_vote(PG_FUNCTION_ARGS)
 	check_text(PG_GETARG_TEXT_PP(1), "voter", POLL_MAX_VOTER, 0);
 
 	vote_begin(&s);
-	poll = lookup_open_poll(PG_GETARG_INT64(0));
+	poll = *poll_info(PG_GETARG_INT64(0));
+	check_open(&poll);
 	if (!poll.allow_change)
 		refuse_change(&poll, "retracting a ballot is", 0);
 	args[0] = PG_GETARG_DATUM(0);
@@ -951,7 +950,7 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("poll " INT64_FORMAT " is a multi-choice poll", poll.poll_id),
 				 errhint("cast_votes takes single-choice polls; use cast_vote with an array of options.")));
-	poll = lookup_open_poll(poll.poll_id);
+	check_open(&poll);
 	check_elements(&poll, n, voters, voter_nulls, options, option_nulls, segments, segment_nulls);
 	if (n == 0)
 	{
