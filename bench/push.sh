@@ -39,6 +39,7 @@ daemon_bin="$root/fanout/poll-fanout"
 cflags="-O2 -g -Wall -Wextra -Werror -I/usr/include/postgresql"
 gcc $cflags "$root/bench/pushload.c" -lpq -lcrypto -lpthread -o "$out/pushload"
 gcc $cflags "$root/bench/push_baseline.c" -lwebsockets -lpq -o "$out/push_baseline"
+gcc $cflags "$root/bench/push_ceiling.c" -lcrypto -o "$out/push_ceiling"
 
 # ---- what we start, we stop ----
 pids=()
@@ -94,6 +95,12 @@ start_baseline() {	# name
 	srv_pid=$!; pids+=("$srv_pid")
 	wait_port "$srv_port"
 }
+start_ceiling() {	# name: the raw send loop, one tally-sized frame (150 bytes) to every client in turn
+	srv_port=$(free_port)
+	"$out/push_ceiling" --port "$srv_port" --bytes 150 >"$out/ceiling.$1.log" 2>&1 &
+	srv_pid=$!; pids+=("$srv_pid")
+	wait_port "$srv_port"
+}
 stop_server() {	# which
 	stop_pid "$srv_pid"
 	[ "$1" = baseline ] && q "DROP TRIGGER IF EXISTS push_baseline_notify ON poll.tally"
@@ -102,12 +109,13 @@ stop_server() {	# which
 src=10
 bg_votes() { q "SELECT coalesce(sum(votes), 0) FROM poll.results WHERE poll_id = $hot AND option_id > 1"; }
 run_push() {	# which name clients seconds [daemon flags...]
-	local which=$1 name=$2 n=$3 s=$4 lp bgp v0 t0 i
+	local which=$1 name=$2 n=$3 s=$4 lp bgp v0 t0 i dr=$drain
+	[ "$which" = ceiling ] && dr=1	# its frames carry no counts: no probe is ever seen
 	shift 4
 	"start_$which" "$name" "$@"
 	# connect with no votes flowing, then 2 000 votes/s while the probes run
 	"$out/pushload" push --port "$srv_port" --poll "$hot" --clients "$n" --conninfo "$conninfo" \
-		--seconds "$s" --pid "$srv_pid" --src-base "$src" --drain-max "$drain" --settle 2 \
+		--seconds "$s" --pid "$srv_pid" --src-base "$src" --drain-max "$dr" --settle 2 \
 		--raw "$out/lat.$name.ms" >"$out/push.$name.txt" &
 	lp=$!; pids+=("$lp")
 	for i in $(seq 1 600); do
@@ -149,6 +157,8 @@ for r in $(seq 1 "$rounds"); do
 done
 # context: the same load with a 10 ms throttle window instead of the default 50 ms
 run_push ours t10 "$clients" "$secs" --throttle 10
+# the machine's ceiling: a raw send loop to the same clients, under the same vote load
+run_push ceiling ceiling "$clients" "$secs"
 
 # ---- capacity: idle subscribed connections held by one fresh daemon ----
 start_ours idle
@@ -213,6 +223,9 @@ echo "| push latency p99 (max: ours $(show_ms "$omax"), baseline $(show_ms "$bma
 echo "| push: messages delivered/s, all clients | $(fmt "$omsg") | $(fmt "$bmsg") | $(ratio "$omsg" "$bmsg") | context | |" >&3
 echo "| push: server CPU during the run (% of one core) | $ocpu % | $bcpu % | $(ratio "$ocpu" "$bcpu") | context | |" >&3
 one() { v=$(val "$1" "$2"); [ "$v" = "-1.00" ] && v=999999; show_ms "$v"; }
+cmsg=$(val ceiling msgs_per_s)
+echo "| push: messages delivered/s at saturation, $(fmt "$clients") clients under the same vote load, ours vs a raw send loop of a 150-byte frame to every client in turn (bench/push_ceiling.c: no JSON, no coalescing, no Postgres) | $(fmt "$omsg") | $(fmt "$cmsg") | $(ratio "$omsg" "$cmsg") | context | |" >&3
+echo "| push: the lowest mean wait any design that sends each client its own message can reach here: $(fmt "$clients") clients / (2 × the raw loop's $(fmt "$cmsg") messages/s) | $(awk -v n="$clients" -v c="$cmsg" 'BEGIN {if (c > 0) printf "%.1f ms", n / (2 * c) * 1000; else print "-"}') | | | context | |" >&3
 echo "| push latency p50 / p99, same load, ours with \`--throttle 10\` (one run) | $(one t10 p50_ms) / $(one t10 p99_ms) | | | context | |" >&3
 echo "| push latency p50 / p99, same load, ours with $(fmt "$warm_clients") clients (the warm-up run, $warm_secs s) | $(one warm p50_ms) / $(one warm p99_ms) | | | context | |" >&3
 echo "| daemon RSS per idle subscribed connection ((VmRSS with $(fmt "$held") − with 0) / $(fmt "$held"); $(awk -v a="$rss0" 'BEGIN {printf "%.1f", a / 1024}') → $(awk -v a="$rssN" 'BEGIN {printf "%.1f", a / 1024}') MiB) | $per_conn KiB | | | ≤ 8 KiB | $(met "$per_conn" 8 '<=') |" >&3
