@@ -224,7 +224,7 @@ echo "| push: messages delivered/s, all clients | $(fmt "$omsg") | $(fmt "$bmsg"
 echo "| push: server CPU during the run (% of one core) | $ocpu % | $bcpu % | $(ratio "$ocpu" "$bcpu") | context | |" >&3
 one() { v=$(val "$1" "$2"); [ "$v" = "-1.00" ] && v=999999; show_ms "$v"; }
 cmsg=$(val ceiling msgs_per_s)
-echo "| push: messages delivered/s at saturation, $(fmt "$clients") clients under the same vote load, ours vs a raw send loop of a 150-byte frame to every client in turn (bench/push_ceiling.c: no JSON, no coalescing, no Postgres) | $(fmt "$omsg") | $(fmt "$cmsg") | $(ratio "$omsg" "$cmsg") | context | |" >&3
+echo "| push: messages delivered/s to $(fmt "$clients") clients under the same vote load (ours is asked for up to $(fmt $((clients * 20)))/s: one per client per 50 ms window), vs the machine's ceiling: a raw send loop of a 150-byte frame to every client in turn (bench/push_ceiling.c: no JSON, no coalescing, no Postgres) | $(fmt "$omsg") | $(fmt "$cmsg") | $(ratio "$omsg" "$cmsg") | context | |" >&3
 echo "| push: the lowest mean wait any design that sends each client its own message can reach here: $(fmt "$clients") clients / (2 × the raw loop's $(fmt "$cmsg") messages/s) | $(awk -v n="$clients" -v c="$cmsg" 'BEGIN {if (c > 0) printf "%.1f ms", n / (2 * c) * 1000; else print "-"}') | | | context | |" >&3
 echo "| push latency p50 / p99, same load, ours with \`--throttle 10\` (one run) | $(one t10 p50_ms) / $(one t10 p99_ms) | | | context | |" >&3
 echo "| push latency p50 / p99, same load, ours with $(fmt "$warm_clients") clients (the warm-up run, $warm_secs s) | $(one warm p50_ms) / $(one warm p99_ms) | | | context | |" >&3
