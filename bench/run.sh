@@ -26,7 +26,7 @@ chmod 755 "$out"
 if [ "$QUICK" = 1 ]; then
 	rounds=2; secs=5; warm=2; bulk_batches=10; big=1000000; fresh_samples=200; keepup_secs=5
 else
-	rounds=5; secs=10; warm=5; bulk_batches=40; big=10000000; fresh_samples=1000; keepup_secs=20
+	rounds=7; secs=10; warm=5; bulk_batches=40; big=10000000; fresh_samples=1000; keepup_secs=20
 fi
 
 make -s >/dev/null && make -s install >/dev/null
