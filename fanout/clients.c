@@ -13,8 +13,8 @@
 #include "fanout.h"
 
 #define CLOSE_LINGER_US	(300 * 1000)
-#define JSON_HEADROOM	64
-#define STREAM_POLL_US	2000	/* see session_write_updates() */		/* room before the JSON for the SSE "id:/data:" prefix */
+#define JSON_HEADROOM	64		/* room before the JSON for the SSE "id:/data:" prefix */
+#define STREAM_POLL_US	2000	/* see session_write_updates() */
 
 static void handle_message(struct session *s, const char *buf, size_t len);
 static void handle_subscribe(struct session *s, const struct client_msg *m);
@@ -150,13 +150,13 @@ session_may_see(struct fanout *f, struct session *s, int64_t poll_id)
 /*
  * Write scheduling.  A session with something to send either has a
  * writeable callback asked for (want_write) or waits in f->heap until
- * the throttle window of its earliest dirty subscription ends.  One lws
- * timer (tick_sul) serves the whole heap; the 30 s write timeout of
+ * the throttle window of its earliest dirty subscription ends.  One
+ * timer (tick_timer) serves the whole heap; the 30 s write timeout of
  * WebSocket and SSE sessions is one sweep a second over f->streams.
  * Per-session lws timers (lws_sul_schedule, lws_set_timeout) would each
  * be a sorted insert into one list of every client: O(clients) per write.
  */
-static void tick_cb(lws_sorted_usec_list_t *sul);
+static void tick_cb(struct fanout *f);
 
 static inline void
 heap_put(struct fanout *f, int i, struct heap_ent e)
@@ -246,13 +246,12 @@ arm_tick(struct fanout *f, int64_t now)
 	if (f->tick_at_us && f->tick_at_us <= due)
 		return;
 	f->tick_at_us = due;
-	lws_sul_schedule(f->lws, 0, &f->tick_sul, tick_cb, due > now ? due - now : 0);
+	timer_start(&f->tick_timer, due - now);
 }
 
 static void
-tick_cb(lws_sorted_usec_list_t *sul)
+tick_cb(struct fanout *f)
 {
-	struct fanout *f = lws_container_of(sul, struct fanout, tick_sul);
 	int64_t		now = now_us();
 
 	f->tick_at_us = 0;
@@ -285,28 +284,31 @@ arm_write_timeout(struct session *s, int64_t now)
 }
 
 static void
-sweep_cb(lws_sorted_usec_list_t *sul)
+sweep_cb(struct fanout *f)
 {
-	struct fanout *f = lws_container_of(sul, struct fanout, sweep_sul);
 	int64_t		now = now_us();
 
 	for (struct session *s = f->streams; s; s = s->stream_next)
 		if (s->write_armed && swept(s) && s->wsi &&
 			now - s->write_armed_us >= WRITE_TIMEOUT_SECS * (int64_t) 1000000)
-			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-	lws_sul_schedule(f->lws, 0, &f->sweep_sul, sweep_cb, 1000 * 1000);
+			kill_soon(f, s->wsi, PENDING_TIMEOUT_USER_OK);
+	timer_start(&f->sweep_timer, 1000 * 1000);
 }
 
 void
 clients_start(struct fanout *f)
 {
-	lws_sul_schedule(f->lws, 0, &f->sweep_sul, sweep_cb, 1000 * 1000);
+	timer_init(f, &f->tick_timer, tick_cb);
+	timer_init(f, &f->sweep_timer, sweep_cb);
+	timer_start(&f->sweep_timer, 1000 * 1000);
 }
 
 /* after lws_context_destroy(): every session is gone */
 void
 clients_stop(struct fanout *f)
 {
+	timer_stop(&f->tick_timer);
+	timer_stop(&f->sweep_timer);
 	free(f->heap);
 	f->heap = NULL;
 	f->heap_len = f->heap_cap = 0;

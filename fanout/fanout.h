@@ -14,6 +14,7 @@
  *                        one struct per subscription whatever the vote rate.
  *   struct session       the per-wsi user data of lws (clients.c, http.c).
  *   struct db            the two libpq connections (replication.c).
+ *   struct timer         one of our timers on the event loop (main.c).
  */
 #ifndef FANOUT_H
 #define FANOUT_H
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ev.h>
 #include <libpq-fe.h>
 #include <libwebsockets.h>
 
@@ -44,6 +46,19 @@ enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
 enum poll_status { STATUS_SCHEDULED, STATUS_OPEN, STATUS_CLOSED };
 
 struct session;
+struct fanout;
+
+/*
+ * One of our timers, on the libev loop that main.c owns.  Not an lws_sul:
+ * lws 4.1's libev glue cannot move its one timer earlier once it is armed,
+ * so an lws_sul due before the one lws armed for waits for that one (or
+ * for the next socket event).  lws keeps its own lws_sul for its timeouts.
+ */
+struct timer {
+	ev_timer		w;
+	struct fanout  *f;
+	void			(*cb) (struct fanout *f);
+};
 
 struct poll {
 	int64_t			id;
@@ -178,8 +193,8 @@ struct db {
 	bool			resynced;		/* every cached poll re-snapshotted since streaming */
 	int				backoff_ms;
 	char			last_error[256];
-	lws_sorted_usec_list_t retry_sul;
-	lws_sorted_usec_list_t status_sul;
+	struct timer	retry_timer;
+	struct timer	status_timer;
 	struct pgo_relcache rels;
 };
 
@@ -198,6 +213,7 @@ struct fanout {
 	size_t			jwt_secret_len;
 	bool			jwt;
 
+	struct ev_loop *loop;			/* ours (main.c); lws runs on it */
 	struct lws_context *lws;
 	struct lws_vhost *vhost;
 	bool			stopping;
@@ -219,9 +235,9 @@ struct fanout {
 	 */
 	struct heap_ent *heap;
 	int				heap_len, heap_cap;
-	lws_sorted_usec_list_t tick_sul;
-	int64_t			tick_at_us;		/* when tick_sul fires, 0: not scheduled */
-	lws_sorted_usec_list_t sweep_sul;
+	struct timer	tick_timer;
+	int64_t			tick_at_us;		/* when tick_timer fires, 0: not scheduled */
+	struct timer	sweep_timer;
 	struct session *streams;
 	int64_t			stream_polled_us;	/* last read of the replication stream */
 };
@@ -229,6 +245,10 @@ struct fanout {
 /* main.c */
 void		logmsg(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 int64_t		now_us(void);
+void		timer_init(struct fanout *f, struct timer *t, void (*cb) (struct fanout *f));
+void		timer_start(struct timer *t, int64_t delay_us);	/* (re)arms */
+void		timer_stop(struct timer *t);
+void		kill_soon(struct fanout *f, struct lws *wsi, enum pending_timeout reason);
 
 /* polls.c */
 struct poll *poll_find(struct fanout *f, int64_t id);

@@ -35,8 +35,8 @@ static PGconn *connect_db(struct fanout *f, bool replication);
 static struct lws *adopt(struct fanout *f, PGconn *conn);
 static void db_fail(struct fanout *f, const char *what, PGconn *conn);
 static void schedule_retry(struct fanout *f);
-static void retry_cb(lws_sorted_usec_list_t *sul);
-static void status_cb(lws_sorted_usec_list_t *sul);
+static void retry_cb(struct fanout *f);
+static void status_cb(struct fanout *f);
 static int	send_status(struct fanout *f, bool reply);
 static void repl_readable(struct fanout *f);
 static void repl_setup_results(struct fanout *f);
@@ -183,18 +183,15 @@ db_fail(struct fanout *f, const char *what, PGconn *conn)
 static void
 schedule_retry(struct fanout *f)
 {
-	lws_sul_schedule(f->lws, 0, &f->db.retry_sul, retry_cb,
-					 (lws_usec_t) f->db.backoff_ms * LWS_US_PER_MS);
+	timer_start(&f->db.retry_timer, (int64_t) f->db.backoff_ms * 1000);
 	f->db.backoff_ms *= 2;
 	if (f->db.backoff_ms > BACKOFF_MAX_MS)
 		f->db.backoff_ms = BACKOFF_MAX_MS;
 }
 
 static void
-retry_cb(lws_sorted_usec_list_t *sul)
+retry_cb(struct fanout *f)
 {
-	struct fanout *f = lws_container_of(sul, struct fanout, db.retry_sul);
-
 	f->m.reconnects++;
 	db_start(f);
 }
@@ -204,6 +201,11 @@ db_start(struct fanout *f)
 {
 	char		sql[256];
 
+	if (!f->db.retry_timer.f)
+	{
+		timer_init(f, &f->db.retry_timer, retry_cb);
+		timer_init(f, &f->db.status_timer, status_cb);
+	}
 	if (f->stopping || f->db.repl)
 		return;
 	f->db.repl = connect_db(f, true);
@@ -232,11 +234,11 @@ db_start(struct fanout *f)
 }
 
 static void
-kill_wsi(struct lws **wsi)
+kill_wsi(struct fanout *f, struct lws **wsi)
 {
 	if (*wsi)
 	{
-		lws_set_timeout(*wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+		kill_soon(f, *wsi, PENDING_TIMEOUT_KILLED_BY_PARENT);
 		*wsi = NULL;
 	}
 }
@@ -257,21 +259,19 @@ db_stop(struct fanout *f)
 	if (f->db.query)
 		PQfinish(f->db.query);
 	f->db.repl = f->db.query = NULL;
-	kill_wsi(&f->db.repl_wsi);
-	kill_wsi(&f->db.query_wsi);
+	kill_wsi(f, &f->db.repl_wsi);
+	kill_wsi(f, &f->db.query_wsi);
 	f->db.state = REPL_DOWN;
 	f->db.query_busy = false;
 	f->db.resynced = false;
 	pgo_relcache_free(&f->db.rels);
-	lws_sul_cancel(&f->db.status_sul);
+	timer_stop(&f->db.status_timer);
 	/* requeue every poll at the next connection: see start_streaming */
 }
 
 static void
-status_cb(lws_sorted_usec_list_t *sul)
+status_cb(struct fanout *f)
 {
-	struct fanout *f = lws_container_of(sul, struct fanout, db.status_sul);
-
 	if (f->db.state != REPL_STREAMING)
 		return;
 	if (send_status(f, false) < 0)
@@ -279,7 +279,7 @@ status_cb(lws_sorted_usec_list_t *sul)
 		db_fail(f, "standby status update", f->db.repl);
 		return;
 	}
-	lws_sul_schedule(f->lws, 0, &f->db.status_sul, status_cb, STATUS_INTERVAL_US);
+	timer_start(&f->db.status_timer, STATUS_INTERVAL_US);
 }
 
 /* standby status update: everything received is also flushed and applied */
@@ -310,7 +310,7 @@ start_streaming(struct fanout *f)
 	f->db.backoff_ms = BACKOFF_MIN_MS;
 	f->db.last_msg_us = now_us();
 	logmsg("postgres: streaming from slot %s (publication %s)", f->db.slot, f->publication);
-	lws_sul_schedule(f->lws, 0, &f->db.status_sul, status_cb, STATUS_INTERVAL_US);
+	timer_start(&f->db.status_timer, STATUS_INTERVAL_US);
 
 	f->db.query = connect_db(f, false);
 	if (!f->db.query)

@@ -2,6 +2,7 @@
 # fanout_ws_sse_votes: WebSocket and SSE clients subscribed to two polls see,
 # once votes from several SQL sessions stop, exactly poll.results; the HTTP
 # snapshot agrees; no client ever sees a version twice or going backwards.
+# The daemon runs on epoll and exits with status 0 on SIGTERM.
 . "$(dirname "$0")/../fanout/lib.sh"
 need_node
 
@@ -9,6 +10,8 @@ p1=$(new_poll 'Best colour' Red Blue Green)
 p2=$(new_poll 'Best "quoted" \ label' 'Ünïcode ✓' 'Two, "quoted" {x} \ y' 'NULL' 'Four')
 start_daemon
 wait_healthy
+grep -q "event loop: libev epoll" "$DAEMON_LOG" ||
+	fail "the daemon does not run on libev's epoll backend: $(grep 'event loop' "$DAEMON_LOG" || echo 'not logged')"
 
 client_start ws1 ws "$p1,$p2"
 client_start ws2 ws "$p2"
@@ -51,4 +54,12 @@ grep -q "^id: $v\$" "$WORK/resume" || fail "SSE with Last-Event-ID $((v - 1)) di
 # messages were coalesced: far fewer messages than folds would need
 sent=$(metric poll_fanout_messages_sent_total)
 [ "${sent:-0}" -gt 0 ] || fail "metrics report no messages sent"
-echo "ok: 3 clients reached poll.results (messages sent: $sent, coalesced: $(metric poll_fanout_coalesced_updates_total))"
+coalesced=$(metric poll_fanout_coalesced_updates_total)
+
+# SIGTERM stops the loop: the copy ends cleanly and the exit status is 0
+kill -TERM "$DAEMON_PID"
+rc=0
+wait "$DAEMON_PID" || rc=$?
+[ "$rc" = 0 ] || fail "poll-fanout exited with status $rc on SIGTERM"
+grep -q "shutting down" "$DAEMON_LOG" || fail "the daemon did not log its shutdown"
+echo "ok: 3 clients reached poll.results (messages sent: $sent, coalesced: $coalesced)"
