@@ -3,6 +3,13 @@
  * unsubscribe, ping, auth), input limits (frame size, rate, subscription
  * count), and the writer shared with SSE sessions that sends each dirty
  * subscription its latest state, at most once per throttle window.
+ *
+ * What always holds: a session with want_write set is on f's ready list or
+ * has a writeable callback asked for, and is not in the throttle heap; one
+ * in the heap has something to send once its due time comes.  Every write
+ * of a session, from a writeable callback or from clients_flush(), goes
+ * through session_write_updates(): one message per call, a queued pong or
+ * error before any update, an update only past its throttle window.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +31,7 @@ static void queue_error(struct session *s, const char *code, const char *msg, in
 static bool take_token(struct session *s);
 static int	write_frame(struct session *s, char *json, size_t len, int64_t version);
 static void request_write(struct session *s);
+static void ready_remove(struct fanout *f, struct session *s);
 static void schedule_at(struct session *s, int64_t due, int64_t now);
 static int	write_queued(struct session *s, char *out, int64_t now);
 static int	write_next_update(struct session *s, char *out, size_t cap, int64_t now);
@@ -81,6 +89,7 @@ session_cleanup(struct session *s)
 	if (!f)
 		return;					/* never initialised */
 	heap_remove(f, s);
+	ready_remove(f, s);
 	if (s->streaming)
 	{
 		if (s->stream_prev)
@@ -148,9 +157,10 @@ session_may_see(struct fanout *f, struct session *s, int64_t poll_id)
 }
 
 /*
- * Write scheduling.  A session with something to send either has a
- * writeable callback asked for (want_write) or waits in f->heap until
- * the throttle window of its earliest dirty subscription ends.  One
+ * Write scheduling.  A session with something to send either is on the
+ * ready list (want_write; clients_flush() writes it before the event loop
+ * next waits, or asks lws for a writeable callback) or waits in f->heap
+ * until the throttle window of its earliest dirty subscription ends.  One
  * timer (tick_timer) serves the whole heap; the 30 s write timeout of
  * WebSocket and SSE sessions is one sweep a second over f->streams.
  * Per-session lws timers (lws_sul_schedule, lws_set_timeout) would each
@@ -291,7 +301,10 @@ sweep_cb(struct fanout *f)
 	for (struct session *s = f->streams; s; s = s->stream_next)
 		if (s->write_armed && swept(s) && s->wsi &&
 			now - s->write_armed_us >= WRITE_TIMEOUT_SECS * (int64_t) 1000000)
+		{
+			s->gone = true;
 			kill_soon(f, s->wsi, PENDING_TIMEOUT_USER_OK);
+		}
 	timer_start(&f->sweep_timer, 1000 * 1000);
 }
 
@@ -314,19 +327,116 @@ clients_stop(struct fanout *f)
 	f->heap_len = f->heap_cap = 0;
 }
 
-/* a writeable callback as soon as the socket takes it */
+/* the ready list: a FIFO of the sessions that can send now */
+static void
+ready_add(struct fanout *f, struct session *s)
+{
+	if (s->in_ready)
+		return;
+	s->in_ready = true;
+	s->ready_next = NULL;
+	s->ready_prev = f->ready_tail;
+	if (f->ready_tail)
+		f->ready_tail->ready_next = s;
+	else
+		f->ready_head = s;
+	f->ready_tail = s;
+}
+
+static void
+ready_remove(struct fanout *f, struct session *s)
+{
+	if (!s->in_ready)
+		return;
+	if (s->ready_prev)
+		s->ready_prev->ready_next = s->ready_next;
+	else
+		f->ready_head = s->ready_next;
+	if (s->ready_next)
+		s->ready_next->ready_prev = s->ready_prev;
+	else
+		f->ready_tail = s->ready_prev;
+	s->ready_prev = s->ready_next = NULL;
+	s->in_ready = false;
+}
+
+/* written before the event loop next waits: see clients_flush() */
 static void
 request_write(struct session *s)
 {
-	if (!s->wsi)
+	if (!s->wsi || s->gone)
 		return;
 	heap_remove(s->f, s);
 	arm_write_timeout(s, now_us());
 	if (!s->want_write)
 	{
 		s->want_write = true;
-		lws_callback_on_writable(s->wsi);
+		ready_add(s->f, s);
 	}
+}
+
+/*
+ * Whether the session's next message can go out now, outside a writeable
+ * callback: a WebSocket, or an SSE stream past its headers, on a
+ * connection of its own (lws orders the writes of HTTP/2 streams itself),
+ * that nothing is closing, with nothing still buffered in lws.  What the
+ * socket does not take of a message lws keeps in the wsi's buflist_out
+ * and asks for a writeable callback; while that is not empty the session
+ * waits for the callback, and lws sends the buflist before it calls us
+ * (lws_write() would append to it anyway): messages never pass each other.
+ */
+static bool
+can_write_now(struct session *s)
+{
+	struct lws *wsi = s->wsi;
+
+	if (s->closing)
+		return false;			/* the linger and the close: in a callback */
+	if (s->kind == SESS_WS)
+	{
+		if (lws_get_close_length(wsi) > 0)
+			return false;		/* lws has a close frame prepared or sent */
+	}
+	else if (s->kind != SESS_SSE || !s->headers_sent)
+		return false;
+	if (lws_get_network_wsi(wsi) != wsi || lws_partial_buffered(wsi))
+		return false;
+	/*
+	 * Over plain TCP, send() itself tells whether the socket takes the
+	 * message (lws keeps what it does not): asking poll() first cost as
+	 * much again per message.  Over TLS ask first.
+	 */
+	return !lws_is_ssl(wsi) || !lws_send_pipe_choked(wsi);
+}
+
+/*
+ * Once per turn of the event loop, before it waits: every session on the
+ * ready list gets one write, directly where the socket takes it, else a
+ * writeable callback.  A direct write spares lws two epoll_ctl calls
+ * (POLLOUT on, then off) and a pass through its service per message.
+ * The sessions that come back on the list during the pass (another due
+ * subscription, a change read meanwhile) are served by the next pass;
+ * returns whether there is one to do.
+ */
+bool
+clients_flush(struct fanout *f)
+{
+	struct session *last = f->ready_tail;
+	struct session *s;
+
+	while ((s = f->ready_head) != NULL)
+	{
+		ready_remove(f, s);
+		if (s->gone)
+			s->want_write = false;	/* being closed: nothing more for it */
+		else if (!can_write_now(s))
+			lws_callback_on_writable(s->wsi);	/* want_write stays set */
+		else if (session_write_updates(s) < 0)
+			kill_soon(f, s->wsi, PENDING_TIMEOUT_USER_OK);
+		if (s == last)
+			break;
+	}
+	return f->ready_head != NULL;
 }
 
 /*
@@ -340,8 +450,8 @@ schedule_at(struct session *s, int64_t due, int64_t now)
 	struct fanout *f = s->f;
 	int64_t		q = (int64_t) f->throttle_ms * 100;
 
-	if (!s->wsi || s->want_write)
-		return;					/* the coming callback reschedules */
+	if (!s->wsi || s->want_write || s->gone)
+		return;					/* the coming write reschedules */
 	if (q > 5000)
 		q = 5000;
 	if (q >= 1000)
@@ -684,10 +794,7 @@ reschedule(struct session *s, int64_t now)
 		s->write_armed = false;
 		arm_write_timeout(s, now);
 		if (ready)
-		{
-			s->want_write = true;
-			lws_callback_on_writable(s->wsi);
-		}
+			request_write(s);
 		else
 			schedule_at(s, next_due, now);
 	}
@@ -700,8 +807,9 @@ reschedule(struct session *s, int64_t now)
 }
 
 /*
- * One write per writeable callback: a queued pong or error first, then
- * the next subscription update.  Returns -1 when the connection must close.
+ * One write per call (a writeable callback, or clients_flush() when the
+ * socket takes it now): a queued pong or error first, then the next
+ * subscription update.  Returns -1 when the connection must close.
  */
 int
 session_write_updates(struct session *s)
@@ -724,6 +832,9 @@ session_write_updates(struct session *s)
 	}
 	s->want_write = false;
 	heap_remove(f, s);
+	ready_remove(f, s);
+	if (s->gone)
+		return 0;				/* being closed: lws or kill_soon() does it */
 	if (s->outq_head)
 		rc = write_queued(s, out, now);
 	else if (s->closing)
@@ -735,12 +846,16 @@ session_write_updates(struct session *s)
 		}
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 						 (unsigned char *) "rate limited", 12);
+		s->gone = true;
 		return -1;
 	}
 	else
 		rc = write_next_update(s, out, cap, now);
 	if (rc < 0)
+	{
+		s->gone = true;
 		return -1;
+	}
 	reschedule(s, now);
 	return 0;
 }
@@ -793,6 +908,7 @@ ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 				f->m.rejected_inputs++;
 				lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 								 (unsigned char *) "frame too large", 15);
+				s->gone = true;
 				return -1;
 			}
 			{
@@ -806,7 +922,10 @@ ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 				}
 				/* in pieces: reassemble in a buffer that lives only that long */
 				if (!s->rx && !(s->rx = malloc(MAX_FRAME + 1)))
+				{
+					s->gone = true;
 					return -1;
+				}
 				memcpy(s->rx + s->rx_len, in, len);
 				s->rx_len += len;
 				if (final)
@@ -820,6 +939,10 @@ ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 			break;
 		case LWS_CALLBACK_SERVER_WRITEABLE:
 			return session_write_updates(s);
+		case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+			/* lws answers with a close frame: no message may follow it */
+			s->gone = true;
+			break;
 		case LWS_CALLBACK_CLOSED:
 			session_note_close(s);
 			session_cleanup(s);

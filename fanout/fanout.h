@@ -126,7 +126,11 @@ struct session {
 	struct lws	   *wsi;
 	struct fanout  *f;
 	bool			counted;		/* included in f->n_clients */
-	bool			want_write;		/* lws_callback_on_writable() asked, not served yet */
+	bool			want_write;		/* a write is on its way: on f's ready list, or a
+									 * writeable callback asked for */
+	bool			gone;			/* closing: no more writes, direct or not */
+	struct session *ready_prev, *ready_next;	/* on f's ready list (in_ready) */
+	bool			in_ready;
 	bool			streaming;		/* on f->streams: the write-timeout sweep sees it */
 	int				heap_idx;		/* 1-based place in f->heap (waiting for due_us), 0: none */
 	int64_t			due_us;
@@ -227,12 +231,16 @@ struct fanout {
 	unsigned char  *scratch;		/* LWS_PRE + SCRATCH_SIZE, for rendering */
 
 	/*
-	 * Write scheduling (clients.c): sessions whose next message waits for
-	 * a throttle window sit in one min-heap by due time, driven by one
-	 * timer; WebSocket and SSE sessions are on one list that a once a
-	 * second sweep checks for the 30 s write timeout.  No per-client lws
-	 * timers: lws keeps those in a sorted list, O(clients) per insert.
+	 * Write scheduling (clients.c): a session with something to send now
+	 * waits on the ready list, which clients_flush() empties once per
+	 * turn of the event loop (writing directly to every socket that takes
+	 * it); sessions whose next message waits for a throttle window sit in
+	 * one min-heap by due time, driven by one timer; WebSocket and SSE
+	 * sessions are on one list that a once a second sweep checks for the
+	 * 30 s write timeout.  No per-client lws timers: lws keeps those in a
+	 * sorted list, O(clients) per insert.
 	 */
+	struct session *ready_head, *ready_tail;
 	struct heap_ent *heap;
 	int				heap_len, heap_cap;
 	struct timer	tick_timer;
@@ -284,6 +292,7 @@ int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons r
 void		session_mark_dirty(struct session *s, struct subscription *sub);
 void		clients_start(struct fanout *f);
 void		clients_stop(struct fanout *f);
+bool		clients_flush(struct fanout *f);
 void		heap_remove(struct fanout *f, struct session *s);
 void		session_init(struct fanout *f, struct session *s, struct lws *wsi,
 						 enum session_kind kind);
