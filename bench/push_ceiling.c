@@ -3,7 +3,7 @@
  * WebSocket clients over loopback TCP, with the same client (pushload) and
  * the same background vote load as the push benchmark.
  *
- *   push_ceiling --port P [--bytes N]
+ *   push_ceiling --port P [--bytes N] [--rate R]
  *
  * It accepts WebSocket upgrades on 127.0.0.1:P, answers each client's
  * handshake, and from then on writes one ready-made text frame of N bytes
@@ -16,6 +16,9 @@
  * second, so a steady stream of changes waits at least N/(2·ceiling)
  * seconds for its message on average.
  *
+ * --rate R paces the loop to R messages/s in all (default: as fast as it
+ * goes), to compare its cost per message with a daemon's at the same rate.
+ *
  * Runs until SIGTERM/SIGINT. Prints nothing but errors.
  */
 #define _GNU_SOURCE
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -159,6 +163,9 @@ main(int argc, char **argv)
 				evs[256];
 	struct rlimit rl;
 	unsigned char *frame;
+	double		rate = 0;
+	long		sent = 0;
+	struct timespec t0 = {0};
 	int			port = 0,
 				bytes = 150,
 				one = 1,
@@ -170,6 +177,8 @@ main(int argc, char **argv)
 	{
 		if (!strcmp(argv[i], "--port"))
 			port = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--rate"))
+			rate = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--bytes"))
 			bytes = atoi(argv[i + 1]);
 	}
@@ -260,7 +269,21 @@ main(int argc, char **argv)
 								 MSG_DONTWAIT | MSG_NOSIGNAL);
 
 			if (w >= 0)
+			{
 				c->off = (int) ((c->off + w) % flen);	/* a partial frame is finished first */
+				if (rate > 0 && ++sent % 64 == 0)
+				{
+					struct timespec t;
+					double		ahead;
+
+					if (t0.tv_sec == 0)
+						clock_gettime(CLOCK_MONOTONIC, &t0);
+					clock_gettime(CLOCK_MONOTONIC, &t);
+					ahead = sent / rate - ((t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9);
+					if (ahead > 0)
+						usleep((useconds_t) (ahead * 1e6));
+				}
+			}
 			else if (errno != EAGAIN && errno != EWOULDBLOCK)
 			{
 				drop(c->fd);

@@ -236,11 +236,7 @@ f10_50=$(pct "$out/fresh_10000.ms" 50); f10_99=$(pct "$out/fresh_10000.ms" 99)
 	echo "  writes that row does at least the INSERT's work. The ratio to plain INSERT is the figure that measures the vote path's cost."
 	echo "- Per round (ours, plain, naive votes/s): $(awk -F'\t' '{printf "%s(%.0f, %.0f, %.0f)", (NR > 1 ? "; " : ""), $2, $3, $4}' "$out/ingest.tsv")."
 	if [ -n "$push_rows" ]; then
-		echo "- Push: under a steady vote stream every throttle window of a client is busy, so a change waits about half a"
-		echo "  window (25 ms at the default 50 ms) before fold and decoding add theirs; and each message is one send()"
-		echo "  per client (about 13 µs of daemon CPU each, mostly the kernel's loopback work), so a single-threaded"
-		echo "  daemon on this 2-core machine delivers about 50 000 messages/s: at 10 000 clients a round of sends takes"
-		echo "  longer than the throttle window. See the profile in the issue's closing note."
+		cat "$out/push/observations.md" 2>/dev/null || true
 	fi
 	echo
 	echo "![latency distributions](latency.png)"
