@@ -305,6 +305,16 @@ sweep_cb(struct fanout *f)
 			s->gone = true;
 			kill_soon(f, s->wsi, PENDING_TIMEOUT_USER_OK);
 		}
+
+	/*
+	 * lws's own timeouts (handshake, HTTP idle, close handshake) live on
+	 * its one lws_sul timer, which its libev plugin cannot move earlier
+	 * once armed (fanout.h): on an idle daemon a client that never
+	 * finishes its handshake was closed ~9 s late.  A wake-up of lws's
+	 * loop makes it service whatever is due, so nudging it here bounds
+	 * that lateness to this sweep's second.
+	 */
+	lws_cancel_service(f->lws);
 	timer_start(&f->sweep_timer, 1000 * 1000);
 }
 

@@ -2,7 +2,8 @@
 # fanout_bad_input: every bad input gets its error or close — malformed
 # JSON, unknown types, bad and unknown poll ids, too many subscriptions,
 # oversize frames (1009), floods (rate_limited then close), bad HTTP paths,
-# bad flags (clear message, non-zero exit) and --max-clients.
+# silent and half-sent requests (closed), bad flags (clear message, non-zero
+# exit) and --max-clients.
 . "$(dirname "$0")/../fanout/lib.sh"
 need_node
 
@@ -59,6 +60,24 @@ bad_flag --frobnicate
 bad_flag extra-argument
 "$FANOUT" --listen "127.0.0.1:$DAEMON_PORT" >"$WORK/busy.log" 2>&1 && fail "a second daemon on a busy port exited 0"
 grep -q "cannot listen" "$WORK/busy.log" || fail "busy port: no clear message: $(cat "$WORK/busy.log")"
+
+# slow or silent clients: a connection that sends nothing, and one that never
+# finishes its request headers, are closed by the server (lws's handshake
+# timeout, kept on time on an idle daemon by the sweep), not held forever
+node -e '
+const net = require("net");
+const port = +process.argv[1], t0 = Date.now();
+const closedAfter = (sock) => new Promise(r => { sock.on("close", () => r((Date.now() - t0) / 1000)); sock.on("error", () => {}); });
+const silent = net.connect(port, "127.0.0.1");
+const partial = net.connect(port, "127.0.0.1", () => partial.write("GET /ws HTTP/1.1\r\nHost: x\r\n"));
+const limit = setTimeout(() => { console.error("slow clients still open after 16 s (the handshake timeout is 10 s)"); process.exit(1); }, 16000);
+Promise.all([closedAfter(silent), closedAfter(partial)]).then(([a, b]) => {
+  clearTimeout(limit);
+  console.log("ok: a silent client closed after " + a.toFixed(1) + " s, a half-sent request after " + b.toFixed(1) + " s");
+  process.exit(0);
+});' "$DAEMON_PORT" || fail "slow clients are not closed"
+code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$(BASE)/healthz")
+[ "$code" = 200 ] || fail "/healthz is $code after the slow clients"
 
 # --max-clients: the third client is refused with 503, the first two keep working
 stop_daemon
