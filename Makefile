@@ -22,6 +22,10 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# every object reads the shared declarations: a change of src/poll.h (the
+# layout of the shared state, say) must rebuild them all
+$(OBJS): src/poll.h
+
 .PHONY: deps run stop test bench fanout
 
 deps:

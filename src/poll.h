@@ -33,6 +33,11 @@ extern int	poll_hour_retention_s;
  *	  under mutex (poll_wake_worker at commit, poll._worker_status()).
  *	- last_fold_at, folds, changes_folded, errors, last_error: written by
  *	  the worker only, under mutex; read by poll._worker_status().
+ *	- connect_failed: set by a worker whose connection to poll.database
+ *	  failed (its exit callback, when InitPostgres raised FATAL), cleared by
+ *	  the worker that connects; read by the next worker at start, which then
+ *	  waits without a database connection until poll.database exists
+ *	  instead of failing every bgw_restart_time.  Under mutex.
  * A session sets worker_latch at the commit of any transaction that wrote
  * a change record.  A latch set spuriously (a worker that just exited, its
  * PGPROC reused) only causes one extra wake-up; a missed set costs at most
@@ -43,6 +48,7 @@ typedef struct PollShared
 	slock_t		mutex;
 	Latch	   *worker_latch;
 	pid_t		worker_pid;
+	bool		connect_failed;
 	char		database[NAMEDATALEN];
 	TimestampTz started_at;
 	TimestampTz last_fold_at;

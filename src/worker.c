@@ -29,6 +29,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "commands/vacuum.h"
 #include "executor/spi.h"
@@ -313,6 +317,111 @@ vacuum_step(void)
 	folded_since_vacuum = 0;
 }
 
+/* Set while this worker connects: a FATAL in between means it could not. */
+static bool connecting = false;
+
+static void
+note_connect_failure(int code, Datum arg)
+{
+	if (!connecting)
+		return;
+	SpinLockAcquire(&poll_shared->mutex);
+	poll_shared->connect_failed = true;
+	SpinLockRelease(&poll_shared->mutex);
+}
+
+/*
+ * Whether a database of that name exists.  Connected to no database, only
+ * a heap scan of the shared catalog pg_database works (as the autovacuum
+ * launcher reads it): the syscache and its index need a database.
+ */
+static bool
+database_exists(const char *name)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname), name) == 0;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return found;
+}
+
+/*
+ * Waits, connected to no database (only the shared catalogs), until
+ * poll.database exists; then exits for the postmaster to start a worker
+ * that connects to it (a process connects to one database, once).  Without
+ * this, a missing database made every worker FATAL at connect, logged
+ * every bgw_restart_time for as long as the database was missing.
+ */
+static void
+wait_for_database(void)
+{
+	bool		logged = false;
+
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("poll fold worker");
+	for (;;)
+	{
+		bool		exists;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		exists = database_exists(poll_database);
+		if (exists)
+			break;
+		if (!logged)
+			ereport(LOG,
+					(errmsg("poll fold worker: database \"%s\" (poll.database) does not exist; waiting for it, checking every second",
+							poll_database)));
+		logged = true;
+		pgstat_report_activity(STATE_IDLE, "waiting for poll.database to exist");
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	SpinLockAcquire(&poll_shared->mutex);
+	poll_shared->connect_failed = false;
+	SpinLockRelease(&poll_shared->mutex);
+	ereport(LOG,
+			(errmsg("poll fold worker: database \"%s\" exists now; a new worker connects to it",
+					poll_database)));
+	proc_exit(1);				/* exit code 1: the postmaster restarts us */
+}
+
+/*
+ * Connects to poll.database, unless the last worker could not: then waits
+ * until it exists (and does not return).
+ */
+static void
+connect_to_database(void)
+{
+	bool		failed;
+
+	SpinLockAcquire(&poll_shared->mutex);
+	failed = poll_shared->connect_failed;
+	SpinLockRelease(&poll_shared->mutex);
+	if (failed)
+		wait_for_database();
+
+	before_shmem_exit(note_connect_failure, (Datum) 0);
+	connecting = true;
+	BackgroundWorkerInitializeConnection(poll_database, NULL, 0);
+	connecting = false;
+}
+
 void
 poll_worker_main(Datum arg)
 {
@@ -327,7 +436,7 @@ poll_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(poll_database, NULL, 0);
+	connect_to_database();
 	pgstat_report_appname("poll fold worker");
 
 	SpinLockAcquire(&poll_shared->mutex);
