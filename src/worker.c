@@ -5,11 +5,13 @@
  * on its latch, which every session sets at the commit of a transaction
  * that voted (poll.c), so a vote is folded as soon as it commits; under
  * load the latch is set again while a fold runs, and the next fold absorbs
- * everything committed meanwhile.  Folds start at least FOLD_GAP_MS apart:
- * each fold is a transaction with a commit, and at thousands of votes per
- * second folding on every wake-up would spend a core on commits alone; 5 ms
- * batches hundreds of votes into one fold for at most 10 ms of extra delay.
- * poll.fold_interval bounds the sleep.
+ * everything committed meanwhile.  After each fold the worker rests
+ * FOLD_REST_FACTOR times the fold's duration (FOLD_REST_MIN_US to
+ * FOLD_REST_MAX_US): each fold is a transaction with a commit, and at
+ * thousands of votes per second folding on every wake-up would spend a
+ * core on commits alone; the rest bounds folding to a fifth of the worker's
+ * time and batches hundreds of votes into one fold.  poll.fold_interval
+ * bounds the sleep when no wake-up comes.
  * Every 500 ms it also records status changes made by the clock, applies
  * rollup retention, and vacuums poll.change when it folded anything: that
  * queue table turns over thousands of rows a second, and a fold's DELETE
@@ -25,6 +27,13 @@
  * folds, its changes kept pending (poll.results still counts them) and
  * retried alone every QUARANTINE_RETRY_MS.  Folding is poll.fold(), which is safe to run
  * concurrently with a manual poll.fold() (see poll--1.0.sql).
+ *
+ * A missing extension is logged once and looked for every second (or at a
+ * vote's wake-up).  A missing database cannot be waited for in the same
+ * process, which connects once: the worker that failed to connect marks
+ * PollShared.connect_failed, and the next one connects to no database,
+ * logs once, checks pg_database every second and exits when the database
+ * exists, so that the postmaster starts one that connects to it.
  */
 #include "postgres.h"
 
