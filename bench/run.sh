@@ -247,10 +247,30 @@ if command -v gnuplot >/dev/null 2>&1; then
 		src="$out/lat_$f.ms"; [ -f "$src" ] || src="$out/$f.ms"
 		awk '{a[NR] = $1} END {for (i = 1; i <= NR; i += (NR > 2000 ? int(NR / 2000) : 1)) print a[i], i / NR}' "$src" >"$out/cdf_$f.dat"
 	done
+	# push: CDFs over every (probe, client) pair, as a fraction of all pairs, so
+	# that probes never received (the baseline's backlog) keep a curve below 1
+	push_plot=""
+	push_txt() { local b; b=$(basename "$1" .ms); echo "$(dirname "$1")/push.${b#lat.}.txt"; }
+	push_cdf() {	# name raw-files...: writes cdf_push_NAME.dat
+		local name=$1 total f
+		shift
+		total=$(for f in "$@"; do sed -n 's/.* samples=\([0-9]*\) missing=\([0-9]*\).*/\1 \2/p' "$(push_txt "$f")"; done |
+			awk '{t += $1 + $2} END {print t + 0}')
+		cat "$@" | sort -n | awk -v t="$total" '{a[NR] = $1}
+			END {if (t == 0) t = NR; step = NR > 2000 ? int(NR / 2000) : 1; for (i = 1; i <= NR; i += step) print a[i], i / t}' \
+			>"$out/cdf_push_$name.dat"
+	}
+	push_clients() { sed -n 's/^clients=\([0-9]*\).*/\1/p' "$out/push/push.$1.txt" | head -1; }
+	if [ -n "$push_rows" ] && ls "$out"/push/lat.ours.*.ms >/dev/null 2>&1; then
+		push_cdf ours "$out"/push/lat.ours.*.ms
+		push_cdf warm "$out"/push/lat.warm.ms
+		push_cdf baseline "$out"/push/lat.baseline.*.ms
+		push_plot=1
+	fi
 	gnuplot <<EOF
-set terminal pngcairo size 1100,500 font "sans,10"
+set terminal pngcairo size $([ -n "$push_plot" ] && echo 1600 || echo 1100),500 font "sans,10"
 set output "$root/bench/latency.png"
-set multiplot layout 1,2 title "poll: latency distributions (make bench$([ "$QUICK" = 1 ] && echo ' QUICK=1'), $(date -u +%Y-%m-%d))"
+set multiplot layout 1,$([ -n "$push_plot" ] && echo 3 || echo 2) title "poll: latency distributions (make bench$([ "$QUICK" = 1 ] && echo ' QUICK=1'), $(date -u +%Y-%m-%d))"
 set logscale x
 set xlabel "ms (log scale)"
 set ylabel "fraction of requests at or below"
@@ -264,6 +284,14 @@ set title "freshness (commit to folded) and reads"
 plot "$out/cdf_fresh_1000.dat" with lines lw 2 title "freshness at 1 000 votes/s", \
      "$out/cdf_fresh_10000.dat" with lines lw 2 title "freshness at 10 000 votes/s", \
      "$out/cdf_results.dat" with lines lw 2 title "poll.results, $big ballots"
+$([ -n "$push_plot" ] && cat <<PUSH
+set title "push: commit to WebSocket receipt, 2 000 votes/s"
+set key right center
+plot "$out/cdf_push_warm.dat" with lines lw 2 title "poll-fanout, 2 000 clients", \\
+     "$out/cdf_push_ours.dat" with lines lw 2 title "poll-fanout, 10 000 clients", \\
+     "$out/cdf_push_baseline.dat" with lines lw 2 title "LISTEN/NOTIFY, 10 000 clients"
+PUSH
+)
 unset multiplot
 EOF
 fi
