@@ -88,6 +88,28 @@ if scripts/cluster.sh start "$POLL_CLUSTER_DIR" "$PGPORT" "poll.database='postgr
 		# every test leaves the cluster running; restart it if one did not
 		scripts/cluster.sh start "$POLL_CLUSTER_DIR" "$PGPORT" >/dev/null 2>&1
 	done
+	# ---- poll-fanout again, built with AddressSanitizer and UBSan ----
+	# Every test that starts the daemon, against fanout/poll-fanout-asan; a
+	# sanitizer report in a daemon log fails the test (test/fanout/lib.sh).
+	# ASan's quarantine keeps freed memory, which the slow-client test would
+	# count as growth: keep it small.
+	if make -s -C fanout asan >"$work/asan-build.log" 2>&1; then
+		for t in test/integration/fanout_*.sh; do
+			grep -q start_daemon "$t" || continue
+			name=$(basename "$t" .sh)
+			[[ -n "${POLL_TESTS:-}" && ! "$name" =~ ${POLL_TESTS} ]] && continue
+			SANITIZED=1 FANOUT_BIN="$root/fanout/poll-fanout-asan" \
+				ASAN_OPTIONS=quarantine_size_mb=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+				timeout 600 "$t" >"$work/asan-$name.log" 2>&1
+			rc=$?
+			record "sanitizers/$name" $rc
+			[ $rc != 0 ] && tail -30 "$work/asan-$name.log" | sed 's/^/    /'
+			scripts/cluster.sh start "$POLL_CLUSTER_DIR" "$PGPORT" >/dev/null 2>&1
+		done
+	else
+		record sanitizers-build 1
+		tail -20 "$work/asan-build.log"
+	fi
 else
 	record integration-cluster 1
 fi

@@ -33,6 +33,14 @@ cleanup() {
 	for p in "${PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
+	# under the sanitizers (test/run.sh's second pass) a report in any daemon
+	# log fails the test, even one that passed otherwise
+	if [ -n "${SANITIZED:-}" ] && grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+		"$WORK"/*.log >/dev/null 2>&1; then
+		echo "FAIL $TEST_NAME: sanitizer report:" >&2
+		grep -h -A 12 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$WORK"/*.log | head -60 >&2
+		rc=1
+	fi
 	# whatever happened, Postgres is left running for the next test
 	if [ -n "${POLL_CLUSTER_DIR:-}" ] && ! pg_isready -q -h "$PGHOST" -p "$PGPORT"; then
 		"$POLL_ROOT/scripts/cluster.sh" start "$POLL_CLUSTER_DIR" "$PGPORT" || true

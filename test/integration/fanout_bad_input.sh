@@ -58,7 +58,9 @@ bad_flag --jwt-secret-file /nonexistent
 bad_flag --web-root /nonexistent
 bad_flag --frobnicate
 bad_flag extra-argument
-"$FANOUT" --listen "127.0.0.1:$DAEMON_PORT" >"$WORK/busy.log" 2>&1 && fail "a second daemon on a busy port exited 0"
+# (lws 4.1 leaks 96 bytes of its own when lws_create_context fails: no leak check for this one)
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$FANOUT" --listen "127.0.0.1:$DAEMON_PORT" >"$WORK/busy.log" 2>&1 &&
+	fail "a second daemon on a busy port exited 0"
 grep -q "cannot listen" "$WORK/busy.log" || fail "busy port: no clear message: $(cat "$WORK/busy.log")"
 
 # slow or silent clients: a connection that sends nothing, and one that never
