@@ -75,18 +75,24 @@ count_suite isolation "$work/isolation.out"
 # ---- integration: one cluster with the worker, shared by the scripts ----
 export POLL_ROOT="$root" POLL_WORK="$work" POLL_CLUSTER_DIR="$work/cluster"
 export PGHOST=127.0.0.1 PGPORT=${POLL_TEST_PORT:-5710} PGUSER=postgres PGDATABASE=postgres
+# run_script SUITE SCRIPT: one integration script, recorded as SUITE/name
+# (unless POLL_TESTS leaves it out); every script leaves the cluster
+# running, and it is restarted if one did not
+run_script() {
+	local name rc
+	name=$(basename "$2" .sh)
+	[[ -n "${POLL_TESTS:-}" && ! "$name" =~ ${POLL_TESTS} ]] && return 0
+	timeout 600 "$2" >"$work/$1-$name.log" 2>&1
+	rc=$?
+	record "$1/$name" $rc
+	[ $rc != 0 ] && tail -30 "$work/$1-$name.log" | sed 's/^/    /'
+	scripts/cluster.sh start "$POLL_CLUSTER_DIR" "$PGPORT" >/dev/null 2>&1
+	return 0
+}
 if scripts/cluster.sh start "$POLL_CLUSTER_DIR" "$PGPORT" "poll.database='postgres'" &&
 	psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION poll" >/dev/null; then
 	for t in test/integration/*.sh; do
-		[ -x "$t" ] || continue
-		name=$(basename "$t" .sh)
-		[[ -n "${POLL_TESTS:-}" && ! "$name" =~ ${POLL_TESTS} ]] && continue
-		timeout 600 "$t" >"$work/$name.log" 2>&1
-		rc=$?
-		record "integration/$name" $rc
-		[ $rc != 0 ] && tail -30 "$work/$name.log" | sed 's/^/    /'
-		# every test leaves the cluster running; restart it if one did not
-		scripts/cluster.sh start "$POLL_CLUSTER_DIR" "$PGPORT" >/dev/null 2>&1
+		[ -x "$t" ] && run_script integration "$t"
 	done
 	# ---- poll-fanout again, built with AddressSanitizer and UBSan ----
 	# Every test that starts the daemon, against fanout/poll-fanout-asan; a
@@ -96,15 +102,9 @@ if scripts/cluster.sh start "$POLL_CLUSTER_DIR" "$PGPORT" "poll.database='postgr
 	if make -s -C fanout asan >"$work/asan-build.log" 2>&1; then
 		for t in test/integration/fanout_*.sh; do
 			grep -q start_daemon "$t" || continue
-			name=$(basename "$t" .sh)
-			[[ -n "${POLL_TESTS:-}" && ! "$name" =~ ${POLL_TESTS} ]] && continue
 			SANITIZED=1 FANOUT_BIN="$root/fanout/poll-fanout-asan" \
 				ASAN_OPTIONS=quarantine_size_mb=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-				timeout 600 "$t" >"$work/asan-$name.log" 2>&1
-			rc=$?
-			record "sanitizers/$name" $rc
-			[ $rc != 0 ] && tail -30 "$work/asan-$name.log" | sed 's/^/    /'
-			scripts/cluster.sh start "$POLL_CLUSTER_DIR" "$PGPORT" >/dev/null 2>&1
+				run_script sanitizers "$t"
 		done
 	else
 		record sanitizers-build 1
