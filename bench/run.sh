@@ -287,9 +287,9 @@ plot "$out/cdf_fresh_1000.dat" with lines lw 2 title "freshness at 1 000 votes/s
 $([ -n "$push_plot" ] && cat <<PUSH
 set title "push: commit to WebSocket receipt, 2 000 votes/s"
 set key right center
-plot "$out/cdf_push_warm.dat" with lines lw 2 title "poll-fanout, 2 000 clients", \\
-     "$out/cdf_push_ours.dat" with lines lw 2 title "poll-fanout, 10 000 clients", \\
-     "$out/cdf_push_baseline.dat" with lines lw 2 title "LISTEN/NOTIFY, 10 000 clients"
+plot "$out/cdf_push_warm.dat" with lines lw 2 title "poll-fanout, $(push_clients warm) clients", \\
+     "$out/cdf_push_ours.dat" with lines lw 2 title "poll-fanout, $(push_clients ours.1) clients", \\
+     "$out/cdf_push_baseline.dat" with lines lw 2 title "LISTEN/NOTIFY, $(push_clients baseline.1) clients"
 PUSH
 )
 unset multiplot
