@@ -31,7 +31,6 @@ static void queue_error(struct session *s, const char *code, const char *msg, in
 static bool take_token(struct session *s);
 static int	write_frame(struct session *s, char *json, size_t len, int64_t version);
 static void request_write(struct session *s);
-static void ready_remove(struct fanout *f, struct session *s);
 static void schedule_at(struct session *s, int64_t due, int64_t now);
 static int	write_queued(struct session *s, char *out, int64_t now);
 static int	write_next_update(struct session *s, char *out, size_t cap, int64_t now);
@@ -73,11 +72,7 @@ session_init(struct fanout *f, struct session *s, struct lws *wsi, enum session_
 		else
 			f->n_clients_sse++;
 		/* on the list the write-timeout sweep walks */
-		s->streaming = true;
-		s->stream_next = f->streams;
-		if (f->streams)
-			f->streams->stream_prev = s;
-		f->streams = s;
+		lws_dll2_add_tail(&s->stream_node, &f->streams);
 	}
 }
 
@@ -89,16 +84,8 @@ session_cleanup(struct session *s)
 	if (!f)
 		return;					/* never initialised */
 	heap_remove(f, s);
-	ready_remove(f, s);
-	if (s->streaming)
-	{
-		if (s->stream_prev)
-			s->stream_prev->stream_next = s->stream_next;
-		else
-			f->streams = s->stream_next;
-		if (s->stream_next)
-			s->stream_next->stream_prev = s->stream_prev;
-	}
+	lws_dll2_remove(&s->ready_node);
+	lws_dll2_remove(&s->stream_node);
 	while (s->n_subs > 0)
 		sub_remove(f, s->subs[0]);
 	free(s->subs);
@@ -279,7 +266,7 @@ tick_cb(struct fanout *f)
 static bool
 swept(const struct session *s)
 {
-	return s->streaming && (s->kind == SESS_WS || s->headers_sent);
+	return !lws_dll2_is_detached(&s->stream_node) && (s->kind == SESS_WS || s->headers_sent);
 }
 
 static void
@@ -298,13 +285,17 @@ sweep_cb(struct fanout *f)
 {
 	int64_t		now = now_us();
 
-	for (struct session *s = f->streams; s; s = s->stream_next)
+	lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&f->streams))
+	{
+		struct session *s = lws_container_of(d, struct session, stream_node);
+
 		if (s->write_armed && swept(s) && s->wsi &&
 			now - s->write_armed_us >= WRITE_TIMEOUT_SECS * (int64_t) 1000000)
 		{
 			s->gone = true;
 			kill_soon(f, s->wsi, PENDING_TIMEOUT_USER_OK);
 		}
+	} lws_end_foreach_dll(d);
 
 	/*
 	 * lws's own timeouts (handshake, HTTP idle, close handshake) live on
@@ -337,39 +328,6 @@ clients_stop(struct fanout *f)
 	f->heap_len = f->heap_cap = 0;
 }
 
-/* the ready list: a FIFO of the sessions that can send now */
-static void
-ready_add(struct fanout *f, struct session *s)
-{
-	if (s->in_ready)
-		return;
-	s->in_ready = true;
-	s->ready_next = NULL;
-	s->ready_prev = f->ready_tail;
-	if (f->ready_tail)
-		f->ready_tail->ready_next = s;
-	else
-		f->ready_head = s;
-	f->ready_tail = s;
-}
-
-static void
-ready_remove(struct fanout *f, struct session *s)
-{
-	if (!s->in_ready)
-		return;
-	if (s->ready_prev)
-		s->ready_prev->ready_next = s->ready_next;
-	else
-		f->ready_head = s->ready_next;
-	if (s->ready_next)
-		s->ready_next->ready_prev = s->ready_prev;
-	else
-		f->ready_tail = s->ready_prev;
-	s->ready_prev = s->ready_next = NULL;
-	s->in_ready = false;
-}
-
 /* written before the event loop next waits: see clients_flush() */
 static void
 request_write(struct session *s)
@@ -381,7 +339,8 @@ request_write(struct session *s)
 	if (!s->want_write)
 	{
 		s->want_write = true;
-		ready_add(s->f, s);
+		if (lws_dll2_is_detached(&s->ready_node))
+			lws_dll2_add_tail(&s->ready_node, &s->f->ready);
 	}
 }
 
@@ -431,22 +390,24 @@ can_write_now(struct session *s)
 bool
 clients_flush(struct fanout *f)
 {
-	struct session *last = f->ready_tail;
-	struct session *s;
+	struct lws_dll2 *last = lws_dll2_get_tail(&f->ready);
+	struct lws_dll2 *d;
 
-	while ((s = f->ready_head) != NULL)
+	while ((d = lws_dll2_get_head(&f->ready)) != NULL)
 	{
-		ready_remove(f, s);
+		struct session *s = lws_container_of(d, struct session, ready_node);
+
+		lws_dll2_remove(d);
 		if (s->gone)
 			s->want_write = false;	/* being closed: nothing more for it */
 		else if (!can_write_now(s))
 			lws_callback_on_writable(s->wsi);	/* want_write stays set */
 		else if (session_write_updates(s) < 0)
 			kill_soon(f, s->wsi, PENDING_TIMEOUT_USER_OK);
-		if (s == last)
+		if (d == last)
 			break;
 	}
-	return f->ready_head != NULL;
+	return f->ready.count > 0;
 }
 
 /*
@@ -842,7 +803,7 @@ session_write_updates(struct session *s)
 	}
 	s->want_write = false;
 	heap_remove(f, s);
-	ready_remove(f, s);
+	lws_dll2_remove(&s->ready_node);
 	if (s->gone)
 		return 0;				/* being closed: lws or kill_soon() does it */
 	if (s->outq_head)

@@ -129,12 +129,10 @@ struct session {
 	bool			want_write;		/* a write is on its way: on f's ready list, or a
 									 * writeable callback asked for */
 	bool			gone;			/* closing: no more writes, direct or not */
-	struct session *ready_prev, *ready_next;	/* on f's ready list (in_ready) */
-	bool			in_ready;
-	bool			streaming;		/* on f->streams: the write-timeout sweep sees it */
+	struct lws_dll2	ready_node;		/* on f->ready while attached */
+	struct lws_dll2	stream_node;	/* on f->streams (the write-timeout sweep) while attached */
 	int				heap_idx;		/* 1-based place in f->heap (waiting for due_us), 0: none */
 	int64_t			due_us;
-	struct session *stream_prev, *stream_next;
 	int				n_subs, subs_cap;
 	struct subscription **subs;		/* grows up to MAX_SUBSCRIPTIONS */
 	struct outmsg  *outq_head, *outq_tail;	/* pongs and errors */
@@ -240,13 +238,13 @@ struct fanout {
 	 * 30 s write timeout.  No per-client lws timers: lws keeps those in a
 	 * sorted list, O(clients) per insert.
 	 */
-	struct session *ready_head, *ready_tail;
+	lws_dll2_owner_t ready;			/* sessions to write before the loop waits, FIFO */
 	struct heap_ent *heap;
 	int				heap_len, heap_cap;
 	struct timer	tick_timer;
 	int64_t			tick_at_us;		/* when tick_timer fires, 0: not scheduled */
 	struct timer	sweep_timer;
-	struct session *streams;
+	lws_dll2_owner_t streams;		/* WebSocket and SSE sessions */
 	int64_t			stream_polled_us;	/* last read of the replication stream */
 };
 

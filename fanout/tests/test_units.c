@@ -355,18 +355,27 @@ test_text_array(void)
 	free_labels(l, n);
 	CHECK(parse_text_array("{}", 64, &l, &n) == 0 && n == 0, "empty array");
 	free_labels(l, n);
-	CHECK(parse_text_array("{a,NULL}", 64, &l, &n) < 0, "NULL element");
-	free_labels(l, n);
-	CHECK(parse_text_array("{a,,b}", 64, &l, &n) < 0, "empty element");
-	free_labels(l, n);
-	CHECK(parse_text_array("{\"open}", 64, &l, &n) < 0, "unterminated quote");
-	free_labels(l, n);
-	CHECK(parse_text_array("{a,b,c}", 2, &l, &n) < 0, "more than max");
-	free_labels(l, n);
-	CHECK(parse_text_array("a,b", 64, &l, &n) < 0, "no braces");
-	free_labels(l, n);
-	CHECK(parse_text_array("{a,}", 64, &l, &n) < 0, "trailing comma");
-	free_labels(l, n);
+	{
+		static const struct
+		{
+			const char *in;
+			int			max;
+			const char *what;
+		}			bad[] = {
+			{"{a,NULL}", 64, "NULL element"},
+			{"{a,,b}", 64, "empty element"},
+			{"{\"open}", 64, "unterminated quote"},
+			{"{a,b,c}", 2, "more than max"},
+			{"a,b", 64, "no braces"},
+			{"{a,}", 64, "trailing comma"},
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		{
+			CHECK(parse_text_array(bad[i].in, bad[i].max, &l, &n) < 0, "%s", bad[i].what);
+			free_labels(l, n);
+		}
+	}
 }
 
 static void
