@@ -127,37 +127,6 @@ die(const char *what)
 	exit(1);
 }
 
-static void
-base64(const unsigned char *in, int n, char *out)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	int			i,
-				o = 0;
-
-	for (i = 0; i + 2 < n; i += 3)
-	{
-		out[o++] = tab[in[i] >> 2];
-		out[o++] = tab[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
-		out[o++] = tab[((in[i + 1] & 15) << 2) | (in[i + 2] >> 6)];
-		out[o++] = tab[in[i + 2] & 63];
-	}
-	if (n - i == 1)
-	{
-		out[o++] = tab[in[i] >> 2];
-		out[o++] = tab[(in[i] & 3) << 4];
-		out[o++] = '=';
-		out[o++] = '=';
-	}
-	else if (n - i == 2)
-	{
-		out[o++] = tab[in[i] >> 2];
-		out[o++] = tab[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
-		out[o++] = tab[(in[i + 1] & 15) << 2];
-		out[o++] = '=';
-	}
-	out[o] = 0;
-}
-
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 
 static uint32_t
@@ -472,7 +441,7 @@ check_handshake(struct conn *c, const char *hdr)
 	snprintf(cat, sizeof(cat), "%s%s", c->key, guid);
 	if (!EVP_Digest(cat, strlen(cat), md, &mdlen, EVP_sha1(), NULL))
 		return 0;
-	base64(md, (int) mdlen, want);
+	EVP_EncodeBlock((unsigned char *) want, md, (int) mdlen);
 	a = strcasestr(hdr, "\r\nSec-WebSocket-Accept:");
 	if (!a)
 		return 0;
@@ -586,7 +555,7 @@ on_writable(int ci)
 		}
 		for (i = 0; i < 16; i++)
 			k[i] = rnd32() & 255;
-		base64(k, 16, c->key);
+		EVP_EncodeBlock((unsigned char *) c->key, k, 16);
 		n = snprintf(req, sizeof(req),
 					 "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
 					 "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
