@@ -241,8 +241,8 @@ us_msg() { awk -v c="$1" -v m="$2" 'BEGIN {if (m > 0) printf "%.1f", c * 10000 /
 	echo "  the clients; fold and decoding come on top. With $(fmt "$warm_clients") clients the daemon keeps up and p50 was $(one warm p50_ms)."
 	echo "- Push at $(fmt "$clients") clients: the daemon is asked for up to $(fmt $((clients * 20))) messages/s. A raw send loop"
 	echo "  (bench/push_ceiling.c) delivered $(fmt "$cmsg")/s to the same clients under the same vote load, using $(us_msg "$ccpu" "$cmsg") µs of CPU"
-	echo "  per message; poll-fanout delivered $(fmt "$omsg")/s at $(us_msg "$ocpu" "$omsg") µs per message, most of it inside the"
-	echo "  kernel's loopback send(). No design that sends each client its own message can give a client one more"
+	echo "  per message; poll-fanout delivered $(fmt "$omsg")/s at $(us_msg "$ocpu" "$omsg") µs per message."
+	echo "  No design that sends each client its own message can give a client one more"
 	bound=$(awk -v n="$clients" -v c="$cmsg" 'BEGIN {if (c > 0) printf "%.1f", n / c * 500; else print 0}')
 	echo "  often than every $(awk -v b="$bound" 'BEGIN {printf "%.0f", 2 * b}') ms here, which bounds the mean wait below by half that, $bound ms$(awk -v b="$bound" -v n="$(fmt "$clients")" \
 		'BEGIN {if (b > 20) printf ": a 20 ms p50 at %s clients is beyond this 2-core machine, which also runs Postgres, the vote load and the clients", n}')."

@@ -380,16 +380,13 @@ wait_for_database(void)
 	pgstat_report_appname("poll fold worker");
 	for (;;)
 	{
-		bool		exists;
-
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		exists = database_exists(poll_database);
-		if (exists)
+		if (database_exists(poll_database))
 			break;
 		if (!logged)
 			ereport(LOG,
