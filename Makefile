@@ -7,7 +7,7 @@
 MODULE_big = poll
 OBJS = src/poll.o src/cache.o src/vote.o src/worker.o
 EXTENSION = poll
-DATA = poll--1.0.sql
+DATA = poll--1.0.sql poll--1.1.sql poll--1.0--1.1.sql
 PGFILEDESC = "poll - live polls inside PostgreSQL"
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
