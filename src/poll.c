@@ -28,6 +28,8 @@ char	   *poll_database = NULL;
 int			poll_fold_interval_ms = 50;
 int			poll_minute_retention_s = 7 * 86400;
 int			poll_hour_retention_s = 90 * 86400;
+int			poll_max_segments = 1000;
+int			poll_segment_min_ballots = 1;
 
 PollShared *poll_shared = NULL;
 
@@ -62,12 +64,18 @@ _PG_init(void)
 static void
 poll_define_settings(void)
 {
+	/*
+	 * PGC_POSTMASTER variables can only be defined while the postmaster
+	 * loads the library: defining one later (CREATE EXTENSION or LOAD
+	 * without the preload) is a FATAL error.  Without the preload there is
+	 * no worker, and poll.database means nothing but what SHOW prints.
+	 */
 	DefineCustomStringVariable("poll.database",
 							   "Database the poll background worker serves.",
 							   NULL,
 							   &poll_database,
 							   "postgres",
-							   PGC_POSTMASTER,
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
 
@@ -96,6 +104,24 @@ poll_define_settings(void)
 							90 * 86400, 3600, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("poll.max_segments",
+							"Distinct segments one poll may hold.",
+							"A vote that would add one more segment to a poll is refused.",
+							&poll_max_segments,
+							1000, 1, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("poll.segment_min_ballots",
+							"Smallest segment results_by_segment shows apart to roles other than poll_admin.",
+							"Smaller segments are reported under segment NULL, so that a small group cannot reveal a ballot.",
+							&poll_segment_min_ballots,
+							1, 1, INT_MAX,
+							PGC_SUSET,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("poll");

@@ -23,6 +23,8 @@ extern char *poll_database;
 extern int	poll_fold_interval_ms;
 extern int	poll_minute_retention_s;
 extern int	poll_hour_retention_s;
+extern int	poll_max_segments;
+extern int	poll_segment_min_ballots;
 
 /*
  * The state shared between the background worker and every session.
