@@ -77,7 +77,7 @@ session_init(struct fanout *f, struct session *s, struct lws *wsi, enum session_
 }
 
 void
-session_cleanup(struct session *s)
+session_detach(struct session *s)
 {
 	struct fanout *f = s->f;
 
@@ -913,10 +913,6 @@ ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 		case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 			/* lws answers with a close frame: no message may follow it */
 			s->gone = true;
-			break;
-		case LWS_CALLBACK_CLOSED:
-			session_note_close(s);
-			session_cleanup(s);
 			break;
 		default:
 			break;

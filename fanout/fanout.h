@@ -34,6 +34,7 @@
 #define MAX_OPTIONS			64
 #define MAX_SUBSCRIPTIONS	64
 #define MAX_FRAME			4096
+#define MAX_BODY			4096	/* HTTP request bodies; larger get 413 */
 #define RATE_PER_SEC		20
 #define RATE_BURST			80		/* a reconnecting client resubscribes to 64 polls at once */
 #define WRITE_TIMEOUT_SECS	30
@@ -294,7 +295,7 @@ bool		clients_flush(struct fanout *f);
 void		heap_remove(struct fanout *f, struct session *s);
 void		session_init(struct fanout *f, struct session *s, struct lws *wsi,
 						 enum session_kind kind);
-void		session_cleanup(struct session *s);
+void		session_detach(struct session *s);
 void		session_note_close(struct session *s);
 int			session_write_updates(struct session *s);
 bool		session_may_see(struct fanout *f, struct session *s, int64_t poll_id);

@@ -207,6 +207,21 @@ render_health(struct fanout *f, char *out, size_t cap)
 	return n < 0 ? 0 : (size_t) n < cap ? (size_t) n : cap - 1;
 }
 
+/* the request's Content-Length, 0 without one; lws refuses a malformed one */
+static int64_t
+request_body_length(struct lws *wsi)
+{
+	char		buf[32];
+	int			n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	int64_t		v;
+
+	if (n <= 0)
+		return 0;
+	if (parse_int64(buf, (size_t) n, &v) < 0)
+		return INT64_MAX;
+	return v;
+}
+
 static int
 http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *path)
 {
@@ -214,8 +229,13 @@ http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *p
 	bool		events = false;
 	int			r;
 
-	session_cleanup(s);
+	session_detach(s);
 	session_init(f, s, wsi, SESS_HTTP_STATIC);
+	if (request_body_length(wsi) > MAX_BODY)
+	{
+		f->m.rejected_inputs++;
+		return respond_error(s, 413, "bad_request", "request body over 4 KiB", -1);
+	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
 		return respond_error(s, 405, "bad_request", "only GET is served", -1);
 	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)
@@ -248,9 +268,14 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 			return http_request(f, wsi, s, in);
 		case LWS_CALLBACK_HTTP_WRITEABLE:
 			return http_writeable(f, s);
-		case LWS_CALLBACK_CLOSED_HTTP:
-			session_note_close(s);
-			session_cleanup(s);
+		case LWS_CALLBACK_HTTP_BODY:
+		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+			/*
+			 * No endpoint takes a body: it is read and ignored (one over
+			 * MAX_BODY was answered 413 from its Content-Length).  lws's
+			 * default for BODY_COMPLETION would complete the transaction
+			 * under a response still being written.
+			 */
 			break;
 		default:
 			break;
@@ -327,7 +352,7 @@ http_writeable(struct fanout *f, struct session *s)
 		 * first (an SSE session that met an unknown poll is still on the
 		 * stream list and counted).
 		 */
-		session_cleanup(s);
+		session_detach(s);
 		if (lws_http_transaction_completed(wsi))
 			return -1;
 	}

@@ -240,16 +240,32 @@ callback_main(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 	switch (reason)
 	{
 		case LWS_CALLBACK_HTTP:
+		case LWS_CALLBACK_HTTP_BODY:
+		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		case LWS_CALLBACK_HTTP_WRITEABLE:
-		case LWS_CALLBACK_CLOSED_HTTP:
 			return http_callback(f, wsi, reason, user, in, len);
 		case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		case LWS_CALLBACK_ESTABLISHED:
 		case LWS_CALLBACK_RECEIVE:
 		case LWS_CALLBACK_SERVER_WRITEABLE:
 		case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		case LWS_CALLBACK_CLOSED:
 			return ws_callback(f, wsi, reason, user, in, len);
+		case LWS_CALLBACK_CLOSED:
+		case LWS_CALLBACK_CLOSED_HTTP:
+		case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		case LWS_CALLBACK_WSI_DESTROY:
+
+			/*
+			 * Every way lws has of freeing the per-session data: a
+			 * close, the end of a keep-alive HTTP transaction or a
+			 * protocol change (lws_bind_protocol() frees it right after
+			 * HTTP_DROP_PROTOCOL), and the wsi's destruction.  The
+			 * session lets go of its subscriptions, the ready list, the
+			 * throttle heap and the sweep list first (idempotent).
+			 */
+			session_note_close(user);
+			session_detach(user);
+			return 0;
 		default:
 			return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
