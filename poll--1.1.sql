@@ -21,6 +21,9 @@
  *                            change is folded exactly once even when
  *                            several folds race (the loser's DELETE waits
  *                            for the winner and then skips its rows).
+ *   poll.segment             the distinct segments of each poll, at most
+ *                            poll.max_segments: rows added by the vote path
+ *                            (src/segment.c), ballots written by fold().
  *   poll.tally,              written only by fold() (and, for status and
  *   poll.tally_segment,      version, by close_poll and the worker's
  *   poll.rollup              status tick).  One poll.tally row per poll
@@ -129,6 +132,12 @@ CREATE TABLE poll.change (
 		autovacuum_vacuum_cost_delay = 0);
 COMMENT ON TABLE poll.change IS 'Append-only change records not yet folded: votes and ballots are deltas of one option in one segment at one time.';
 
+-- Other replication must not break the fold: a publication FOR ALL TABLES
+-- (or FOR TABLES IN SCHEMA poll), as CDC tools create, publishes the
+-- fold's DELETEs from this table, which needs a replica identity; it has
+-- no key (no index: the vote path appends without one), so the whole row.
+ALTER TABLE poll.change REPLICA IDENTITY FULL;
+
 CREATE TABLE poll.tally (
 	poll_id			bigint PRIMARY KEY REFERENCES poll.poll ON DELETE CASCADE,
 	version			bigint NOT NULL,
@@ -155,6 +164,21 @@ CREATE TABLE poll.tally_segment (
 );
 COMMENT ON TABLE poll.tally_segment IS 'Folded votes per poll, segment and option; the empty segment stands for ballots without one.';
 
+-- The registry of each poll's segments, which bounds them (src/segment.c):
+-- a row is added by the vote path, under a lock of the poll's poll.poll
+-- row, before the first ballot carrying the segment; ballots is written
+-- by the fold only.
+CREATE TABLE poll.segment (
+	poll_id			bigint NOT NULL,
+	segment			text COLLATE "C" NOT NULL,
+	ballots			bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (poll_id, segment)
+);
+COMMENT ON TABLE poll.segment IS 'The distinct segments of each poll (at most poll.max_segments), with their folded number of live ballots.';
+COMMENT ON COLUMN poll.segment.poll_id IS 'The poll.';
+COMMENT ON COLUMN poll.segment.segment IS 'A segment that ballots of the poll carry or carried.';
+COMMENT ON COLUMN poll.segment.ballots IS 'Folded live ballots carrying the segment (pending change records add theirs).';
+
 CREATE TABLE poll.rollup (
 	grain			text NOT NULL CHECK (grain IN ('minute', 'hour', 'day')),
 	poll_id			bigint NOT NULL,
@@ -174,6 +198,7 @@ SELECT pg_catalog.pg_extension_config_dump('poll.ballot', '');
 SELECT pg_catalog.pg_extension_config_dump('poll.change', '');
 SELECT pg_catalog.pg_extension_config_dump('poll.tally', '');
 SELECT pg_catalog.pg_extension_config_dump('poll.tally_segment', '');
+SELECT pg_catalog.pg_extension_config_dump('poll.segment', '');
 SELECT pg_catalog.pg_extension_config_dump('poll.rollup', '');
 
 -- The change feed.  A publication is not an extension member: it survives
@@ -217,6 +242,11 @@ CREATE FUNCTION poll._worker_status(
 	OUT errors bigint, OUT last_error text)
 RETURNS SETOF record LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'poll_worker_status';
 COMMENT ON FUNCTION poll._worker_status() IS 'The background worker''s shared-memory state; no row when no worker runs.';
+
+CREATE FUNCTION poll._segment_floor() RETURNS int
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'poll_segment_floor';
+COMMENT ON FUNCTION poll._segment_floor() IS
+	'Fewest ballots a segment needs for results_by_segment to show it apart to the current user: 0 for poll_admin, else poll.segment_min_ballots.';
 
 ----------------------------------------------------------------------------
 -- Polls
@@ -365,6 +395,11 @@ RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'poll_cast_vote_multi';
 COMMENT ON FUNCTION poll.cast_vote(bigint, text, int[], text) IS
 	'Multi-choice polls: casts, changes or repeats a ballot of 1..max_choices distinct options.';
 
+CREATE FUNCTION poll.cast_vote(poll_id bigint, voter text, ballot text, segment text DEFAULT NULL)
+RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'poll_cast_vote_text';
+COMMENT ON FUNCTION poll.cast_vote(bigint, text, text, text) IS
+	'For drivers that send parameters untyped: the ballot as text, one option id (2) or a list ({1,3} or [1,3]); votes as the int or int[] form.';
+
 CREATE FUNCTION poll.cast_votes(poll_id bigint, voters text[], option_ids int[], segments text[] DEFAULT NULL)
 RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'poll_cast_votes';
 COMMENT ON FUNCTION poll.cast_votes(bigint, text[], int[], text[]) IS
@@ -374,6 +409,33 @@ CREATE FUNCTION poll.retract_vote(poll_id bigint, voter text)
 RETURNS boolean LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'poll_retract_vote';
 COMMENT ON FUNCTION poll.retract_vote(bigint, text) IS
 	'Removes the voter''s ballot; false when there was none.';
+
+CREATE FUNCTION poll.ballot_of(poll_id bigint, voter text) RETURNS int[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	chosen	int[];
+BEGIN
+	IF ballot_of.poll_id IS NULL THEN
+		RAISE EXCEPTION 'poll_id must not be null' USING ERRCODE = '22004';
+	ELSIF ballot_of.voter IS NULL THEN
+		RAISE EXCEPTION 'voter must not be null' USING ERRCODE = '22004';
+	ELSIF length(ballot_of.voter) NOT BETWEEN 1 AND 256 THEN
+		RAISE EXCEPTION 'voter must be 1 to 256 characters, not %', length(ballot_of.voter)
+			USING ERRCODE = '22023';
+	END IF;
+	SELECT b.options INTO chosen
+	  FROM poll.ballot b
+	 WHERE b.poll_id = ballot_of.poll_id AND b.voter = ballot_of.voter;
+	IF NOT FOUND AND NOT EXISTS (SELECT FROM poll.poll p WHERE p.poll_id = ballot_of.poll_id) THEN
+		RAISE EXCEPTION 'poll % does not exist', ballot_of.poll_id USING ERRCODE = 'P0002';
+	END IF;
+	RETURN chosen;
+END
+$$;
+COMMENT ON FUNCTION poll.ballot_of(bigint, text) IS
+	'The options of the voter''s live ballot, ascending; NULL when the voter has none.';
 
 ----------------------------------------------------------------------------
 -- The fold
@@ -386,15 +448,32 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	n	bigint;
+	polls	bigint[];
+	n		bigint;
 BEGIN
+	-- The polls folded now: those with pending changes whose tally row
+	-- this fold can lock at once.  A row another transaction holds (a
+	-- close_poll not committed yet, a concurrent fold) is skipped and its
+	-- changes stay pending for the next fold: one blocked poll never
+	-- delays the folding of the others.
+	SELECT array_agg(l.poll_id) INTO polls
+	  FROM (SELECT t.poll_id
+			  FROM poll.tally t
+			 WHERE t.poll_id IN (SELECT c.poll_id FROM poll.change c
+								  WHERE (only_poll IS NULL OR c.poll_id = only_poll)
+									AND c.poll_id <> ALL (skip_polls))
+			 ORDER BY t.poll_id
+			   FOR NO KEY UPDATE SKIP LOCKED) l;
+	IF polls IS NULL THEN
+		RETURN 0;
+	END IF;
+
 	-- One statement: every part sees the same set of moved changes.  They
 	-- are aggregated once, by poll, option, segment and minute; everything
 	-- downstream reads that small set.
 	WITH moved AS (
 		DELETE FROM poll.change c
-		 WHERE (only_poll IS NULL OR c.poll_id = only_poll)
-		   AND c.poll_id <> ALL (skip_polls)
+		 WHERE c.poll_id = ANY (polls)
 		RETURNING *
 	), agg AS (
 		SELECT m.poll_id, m.option_id, m.segment,
@@ -426,6 +505,13 @@ BEGIN
 		  FROM agg a GROUP BY 1, 2, 3
 		ON CONFLICT (poll_id, segment, option_id)
 		DO UPDATE SET votes = r.votes + excluded.votes
+	), seg_ballots AS (
+		INSERT INTO poll.segment AS g (poll_id, segment, ballots)
+		SELECT a.poll_id, a.segment, sum(a.ballots)
+		  FROM agg a WHERE a.segment IS NOT NULL
+		 GROUP BY 1, 2 HAVING sum(a.ballots) <> 0
+		ON CONFLICT (poll_id, segment)
+		DO UPDATE SET ballots = g.ballots + excluded.ballots
 	), rollup AS (
 		INSERT INTO poll.rollup AS r (grain, poll_id, option_id, bucket, votes)
 		SELECT g.grain, a.poll_id, a.option_id,
@@ -442,7 +528,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION poll._fold(bigint, bigint[]) IS
-	'Folds the pending changes of one poll or of all polls but some; returns the number of change records folded.';
+	'Folds the pending changes of one poll or of all polls but some, skipping polls whose tally row another transaction holds; returns the number of change records folded.';
 
 CREATE FUNCTION poll.fold() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
@@ -458,12 +544,27 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	n	bigint;
+	due		bigint[];
+	n		bigint;
 BEGIN
+	-- as the fold does, a tally row another transaction holds is left for
+	-- the next tick rather than waited for
+	SELECT array_agg(l.poll_id) INTO due
+	  FROM (SELECT t.poll_id
+			  FROM poll.tally t
+			  JOIN poll.poll p ON p.poll_id = t.poll_id
+			 WHERE t.status <> 'closed'
+			   AND t.status <> poll._status(p.opens_at, p.closes_at, p.closed_at, now())
+			 ORDER BY t.poll_id
+			   FOR NO KEY UPDATE OF t SKIP LOCKED) l;
+	IF due IS NULL THEN
+		RETURN 0;
+	END IF;
 	UPDATE poll.tally t
 	   SET status = s.status, version = t.version + 1
 	  FROM (SELECT p.poll_id, poll._status(p.opens_at, p.closes_at, p.closed_at, now()) AS status
-			  FROM poll.poll p) s
+			  FROM poll.poll p
+			 WHERE p.poll_id = ANY (due)) s
 	 WHERE t.poll_id = s.poll_id AND t.status <> s.status AND t.status <> 'closed';
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
@@ -524,25 +625,42 @@ COMMENT ON COLUMN poll.results.label IS 'The option''s label.';
 COMMENT ON COLUMN poll.results.votes IS 'Live ballots choosing this option.';
 COMMENT ON COLUMN poll.results.share IS 'votes / live ballots in the poll (0 when there are none); in multi polls shares add up to more than 1.';
 
+-- A segment with fewer ballots than poll._segment_floor() (the caller's
+-- poll.segment_min_ballots; none for poll_admin) is reported under NULL,
+-- merged with the ballots cast without a segment.
 CREATE VIEW poll.results_by_segment AS
 SELECT s.poll_id,
 	   nullif(s.segment, '') AS segment,
 	   s.option_id,
 	   o.label,
 	   s.votes::bigint AS votes
-  FROM (SELECT u.poll_id, u.segment, u.option_id, sum(u.votes) AS votes
-		  FROM (SELECT ts.poll_id, ts.segment, ts.option_id, ts.votes
-				  FROM poll.tally_segment ts
-				UNION ALL
-				SELECT c.poll_id, coalesce(c.segment, ''), c.option_id, c.votes
-				  FROM poll.change c) u
-		 GROUP BY u.poll_id, u.segment, u.option_id) s
+  FROM (SELECT v.poll_id, CASE WHEN sm.segment IS NULL THEN v.segment ELSE '' END AS segment,
+			   v.option_id, sum(v.votes) AS votes
+		  FROM (SELECT u.poll_id, u.segment, u.option_id, sum(u.votes) AS votes
+				  FROM (SELECT ts.poll_id, ts.segment, ts.option_id, ts.votes
+						  FROM poll.tally_segment ts
+						UNION ALL
+						SELECT c.poll_id, coalesce(c.segment, ''), c.option_id, c.votes
+						  FROM poll.change c) u
+				 GROUP BY u.poll_id, u.segment, u.option_id) v
+		  LEFT JOIN (SELECT b.poll_id, b.segment
+					   FROM (SELECT g.poll_id, g.segment, g.ballots
+							   FROM poll.segment g
+							 UNION ALL
+							 SELECT c.poll_id, c.segment, c.ballots
+							   FROM poll.change c
+							  WHERE c.segment IS NOT NULL) b
+					  WHERE poll._segment_floor() > 1
+					  GROUP BY b.poll_id, b.segment
+					 HAVING sum(b.ballots) < poll._segment_floor()) sm
+			ON sm.poll_id = v.poll_id AND sm.segment = v.segment
+		 GROUP BY 1, 2, 3) s
   JOIN poll.option o ON o.poll_id = s.poll_id AND o.option_id = s.option_id
  WHERE s.votes <> 0;
 COMMENT ON COLUMN poll.results_by_segment.poll_id IS 'The poll.';
 COMMENT ON COLUMN poll.results_by_segment.option_id IS 'The option''s number, 1..n.';
 COMMENT ON COLUMN poll.results_by_segment.label IS 'The option''s label.';
-COMMENT ON VIEW poll.results_by_segment IS 'Exact votes per poll, segment and option (segment NULL: ballots cast without one); combinations without votes are left out.';
+COMMENT ON VIEW poll.results_by_segment IS 'Exact votes per poll, segment and option (segment NULL: ballots cast without one, and for roles other than poll_admin the segments with fewer than poll.segment_min_ballots ballots); combinations without votes are left out.';
 COMMENT ON COLUMN poll.results_by_segment.segment IS 'The analytics dimension the ballots carried, or NULL.';
 COMMENT ON COLUMN poll.results_by_segment.votes IS 'Live ballots in this segment choosing this option.';
 
@@ -747,13 +865,35 @@ GRANT SELECT ON poll.results, poll.results_by_segment, poll.poll_summary,
 -- Functions a view calls are checked against the caller, not the view owner.
 GRANT EXECUTE ON FUNCTION poll.series(bigint, interval, timestamptz, timestamptz),
 	poll._status(timestamptz, timestamptz, timestamptz, timestamptz),
-	poll._worker_status() TO poll_reader;
+	poll._worker_status(),
+	poll._segment_floor() TO poll_reader;
 
 GRANT EXECUTE ON FUNCTION poll.cast_vote(bigint, text, int, text),
 	poll.cast_vote(bigint, text, int[], text),
+	poll.cast_vote(bigint, text, text, text),
 	poll.cast_votes(bigint, text[], int[], text[]),
-	poll.retract_vote(bigint, text) TO poll_voter;
+	poll.retract_vote(bigint, text),
+	poll.ballot_of(bigint, text) TO poll_voter;
 
-GRANT ALL ON ALL TABLES IN SCHEMA poll TO poll_admin;
-GRANT ALL ON ALL SEQUENCES IN SCHEMA poll TO poll_admin;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA poll TO poll_admin;
+-- poll_admin reads every table and runs every function of the interface,
+-- and holds nothing more: no write, TRIGGER, TRUNCATE or REFERENCES on a
+-- table (a trigger of its own on poll.ballot or poll.tally would run as
+-- the owner inside the vote path or the worker), and not the internal
+-- functions that write as the owner (_fold with its arguments,
+-- _record_status, _apply_retention, _poll_changed).
+GRANT SELECT ON ALL TABLES IN SCHEMA poll TO poll_admin;
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA poll TO poll_admin;
+GRANT EXECUTE ON FUNCTION
+	poll.create_poll(text, text[], text, int, timestamptz, timestamptz, boolean, jsonb),
+	poll.close_poll(bigint),
+	poll.cast_vote(bigint, text, int, text),
+	poll.cast_vote(bigint, text, int[], text),
+	poll.cast_vote(bigint, text, text, text),
+	poll.cast_votes(bigint, text[], int[], text[]),
+	poll.retract_vote(bigint, text),
+	poll.ballot_of(bigint, text),
+	poll.fold(),
+	poll.series(bigint, interval, timestamptz, timestamptz),
+	poll._status(timestamptz, timestamptz, timestamptz, timestamptz),
+	poll._worker_status(),
+	poll._segment_floor() TO poll_admin;

@@ -99,4 +99,8 @@ extern Oid	poll_change_relid(void);
 /* poll.ballot, where the vote path inserts new voters' ballots. */
 extern Oid	poll_ballot_relid(void);
 
+/* segment.c: the registry that bounds a poll's segments (SPI connected, as the owner) */
+extern void poll_check_segment(const PollInfo *poll, text *segment);
+extern void poll_check_segments(const PollInfo *poll, Datum *segments, bool *nulls, int n);
+
 #endif							/* POLL_H */

@@ -52,6 +52,7 @@
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "parser/scansup.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
@@ -65,6 +66,7 @@
 
 PG_FUNCTION_INFO_V1(poll_cast_vote);
 PG_FUNCTION_INFO_V1(poll_cast_vote_multi);
+PG_FUNCTION_INFO_V1(poll_cast_vote_text);
 PG_FUNCTION_INFO_V1(poll_cast_votes);
 PG_FUNCTION_INFO_V1(poll_retract_vote);
 
@@ -83,7 +85,7 @@ typedef struct VoteStatement
  */
 static VoteStatement insert_ballot = {
 	"INSERT INTO poll.ballot (poll_id, voter, options, segment, cast_at)"
-	" VALUES ($1, $2, $3, $4, pg_catalog.now())"
+	" VALUES ($1, $2, $3, $4, pg_catalog.statement_timestamp())"
 	" ON CONFLICT (poll_id, voter) DO NOTHING",
 	4, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTOID}
 };
@@ -98,7 +100,7 @@ static VoteStatement lock_ballot = {
 
 /* Replaces a locked ballot.  $1 poll, $2 voter, $3 new options, $4 new segment. */
 static VoteStatement change_ballot = {
-	"UPDATE poll.ballot SET options = $3, segment = $4, cast_at = pg_catalog.now()"
+	"UPDATE poll.ballot SET options = $3, segment = $4, cast_at = pg_catalog.statement_timestamp()"
 	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2",
 	4, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTOID}
 };
@@ -119,14 +121,14 @@ static VoteStatement delete_ballot = {
 static VoteStatement insert_ballots = {
 	"WITH ins AS ("
 	"  INSERT INTO poll.ballot AS b (poll_id, voter, options, segment, cast_at)"
-	"  SELECT $1, u.voter, ARRAY[u.option_id], u.segment, pg_catalog.now()"
+	"  SELECT $1, u.voter, ARRAY[u.option_id], u.segment, pg_catalog.statement_timestamp()"
 	"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
 	"         AS u(voter, option_id, segment)"
 	"  ON CONFLICT (poll_id, voter) DO NOTHING"
 	"  RETURNING b.options[1] AS option_id, b.segment),"
 	" ch AS ("
 	"  INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
-	"  SELECT $1, i.option_id, i.segment, pg_catalog.count(*), pg_catalog.count(*), pg_catalog.now()"
+	"  SELECT $1, i.option_id, i.segment, pg_catalog.count(*), pg_catalog.count(*), pg_catalog.statement_timestamp()"
 	"    FROM ins i GROUP BY i.option_id, i.segment)"
 	" SELECT pg_catalog.count(*) FROM ins",
 	4, {INT8OID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID}
@@ -141,11 +143,11 @@ static VoteStatement insert_ballots = {
 static VoteStatement insert_new_ballots = {
 	"WITH ins AS ("
 	"  INSERT INTO poll.ballot (poll_id, voter, options, segment, cast_at)"
-	"  SELECT $1, u.voter, ARRAY[u.option_id], u.segment, pg_catalog.now()"
+	"  SELECT $1, u.voter, ARRAY[u.option_id], u.segment, pg_catalog.statement_timestamp()"
 	"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
 	"         AS u(voter, option_id, segment))"
 	" INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
-	" SELECT $1, u.option_id, u.segment, pg_catalog.count(*), pg_catalog.count(*), pg_catalog.now()"
+	" SELECT $1, u.option_id, u.segment, pg_catalog.count(*), pg_catalog.count(*), pg_catalog.statement_timestamp()"
 	"   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(option_id, segment)"
 	"  GROUP BY u.option_id, u.segment",
 	4, {INT8OID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID}
@@ -169,12 +171,13 @@ static VoteStatement lock_ballots = {
 static VoteStatement change_ballots = {
 	"WITH u AS ("
 	"  UPDATE poll.ballot b"
-	"     SET options = ARRAY[x.option_id], segment = x.segment, cast_at = pg_catalog.now()"
+	"     SET options = ARRAY[x.option_id], segment = x.segment, cast_at = pg_catalog.statement_timestamp()"
 	"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
 	"         AS x(voter, option_id, segment)"
 	"   WHERE b.poll_id OPERATOR(pg_catalog.=) $1 AND b.voter OPERATOR(pg_catalog.=) x.voter)"
 	" INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
-	" SELECT $1, d.option_id, d.segment, pg_catalog.sum(d.votes), 0, pg_catalog.now()"
+	" SELECT $1, d.option_id, d.segment, pg_catalog.sum(d.votes), pg_catalog.sum(d.votes),"
+	" pg_catalog.statement_timestamp()"
 	"   FROM (SELECT n.option_id, n.segment, 1 AS votes"
 	"           FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS n(option_id, segment)"
 	"         UNION ALL"
@@ -253,7 +256,7 @@ run(VoteStatement *st, Datum *args, const char *nulls, int expect)
 static void
 check_open(const PollInfo *poll)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz now = GetCurrentStatementStartTimestamp();
 
 	if (poll->closed || (poll->has_closes_at && now >= poll->closes_at))
 		ereport(ERROR,
@@ -385,7 +388,7 @@ insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool
 	slot->tts_values[1] = voter;
 	slot->tts_values[2] = options;
 	slot->tts_values[3] = segment;
-	slot->tts_values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	slot->tts_values[4] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
 	memset(slot->tts_isnull, 0, 5 * sizeof(bool));
 	slot->tts_isnull[3] = segment_null;
 	ExecStoreVirtualTuple(slot);
@@ -433,7 +436,7 @@ write_change(Relation rel, int64 poll_id, int32 option, Datum segment, bool segm
 	values[2] = segment;
 	values[3] = Int32GetDatum(votes);
 	values[4] = Int32GetDatum(ballots);
-	values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[5] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
 	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	simple_heap_insert(rel, tuple);
 	heap_freetuple(tuple);
@@ -441,16 +444,18 @@ write_change(Relation rel, int64 poll_id, int32 option, Datum segment, bool segm
 
 /*
  * The change records of one ballot: sign +1 for a ballot that appears, -1
- * for one that goes.  A ballot that appears or goes as a whole (not in a
- * change) moves the poll's ballot count by one, on its first option.
+ * for one that goes.  Each moves the ballot count of its segment by one,
+ * on its first option: a change writes -1 for the old ballot and +1 for
+ * the new, so the poll's count stays and a ballot that moves to another
+ * segment is counted there (results_by_segment's smallest segment).
  */
 static void
 write_ballot_changes(Relation rel, int64 poll_id, const int32 *options, int n,
-					 Datum segment, bool segment_null, int sign, bool whole)
+					 Datum segment, bool segment_null, int sign)
 {
 	for (int i = 0; i < n; i++)
 		write_change(rel, poll_id, options[i], segment, segment_null, sign,
-					 (whole && i == 0) ? sign : 0);
+					 i == 0 ? sign : 0);
 }
 
 static void
@@ -483,7 +488,7 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 	{
 		Relation	changes = open_changes();
 
-		write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1, true);
+		write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1);
 		table_close(changes, NoLock);
 		poll_note_change_written();
 		return "cast";
@@ -504,7 +509,7 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 		if (SPI_processed > 0)
 		{
 			changes = open_changes();
-			write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1, true);
+			write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1);
 			table_close(changes, NoLock);
 			poll_note_change_written();
 			return "cast";
@@ -530,8 +535,8 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 		run(&change_ballot, args, nulls, SPI_OK_UPDATE);
 		changes = open_changes();
 		write_ballot_changes(changes, poll->poll_id, (int32 *) ARR_DATA_PTR(old), nold,
-							 old_segment, old_segment_null, -1, false);
-		write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1, false);
+							 old_segment, old_segment_null, -1);
+		write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1);
 		table_close(changes, NoLock);
 		poll_note_change_written();
 		return "changed";
@@ -566,6 +571,8 @@ cast_vote(FunctionCallInfo fcinfo, int32 *options, int n, bool array_form)
 				 errhint("Pass one option_id, not an array.")));
 	check_open(&poll);
 	n = normalize_options(&poll, options, n);
+	if (!segment_null)
+		poll_check_segment(&poll, (text *) DatumGetPointer(segment));
 	result = cast_ballot(&poll, PointerGetDatum(voter), options, n, segment, segment_null);
 	vote_end(&s);
 	return result;
@@ -625,6 +632,98 @@ poll_cast_vote_multi(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(cast_vote(fcinfo, options, n, true)));
 }
 
+static void
+bad_ballot_text(const char *text)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid ballot: \"%s\"", text),
+			 errhint("Give one option id, such as 2, or a list of them, such as {1,3} or [1,3].")));
+}
+
+/*
+ * Parses a ballot given as text: one option id ("2"), or a list in
+ * PostgreSQL's array syntax ("{1,3}") or JSON's ("[1,3]").  Returns the
+ * number of options; *list tells which form it was.
+ */
+static int
+parse_ballot_text(const char *text, int32 *options, bool *list)
+{
+	const char *p = text;
+	char		close = '\0';
+	int			n = 0;
+
+	while (scanner_isspace(*p))
+		p++;
+	if (*p == '{' || *p == '[')
+	{
+		close = (*p == '{') ? '}' : ']';
+		p++;
+	}
+	*list = (close != '\0');
+	for (;;)
+	{
+		char		token[16];
+		int			len = 0;
+
+		while (scanner_isspace(*p))
+			p++;
+		if (*list && *p == close && n == 0)
+			break;				/* an empty list */
+		if (*p == '-' || *p == '+')
+			token[len++] = *p++;
+		while (*p >= '0' && *p <= '9' && len < (int) sizeof(token) - 1)
+			token[len++] = *p++;
+		if (len == 0 || (len == 1 && (token[0] == '-' || token[0] == '+')) ||
+			(*p >= '0' && *p <= '9'))
+			bad_ballot_text(text);
+		token[len] = '\0';
+		if (n == POLL_MAX_OPTIONS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a ballot may choose at most %d options", POLL_MAX_OPTIONS)));
+		options[n++] = pg_strtoint32(token);
+		while (scanner_isspace(*p))
+			p++;
+		if (!*list || *p != ',')
+			break;
+		p++;
+	}
+	if (*list)
+	{
+		if (*p != close)
+			bad_ballot_text(text);
+		p++;
+	}
+	while (scanner_isspace(*p))
+		p++;
+	if (*p != '\0')
+		bad_ballot_text(text);
+	return n;
+}
+
+/*
+ * poll.cast_vote(poll_id bigint, voter text, ballot text, segment text)
+ *
+ * For drivers that send parameters untyped (node-postgres, postgres.js,
+ * pgbench -M extended): given an unknown-typed third argument, PostgreSQL
+ * prefers the overload whose parameter is of the string category, so this
+ * one receives '2', '{1,3}' or '[1,3]' and votes as the int or the int[]
+ * form would.
+ */
+Datum
+poll_cast_vote_text(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"poll_id", "voter", "ballot"};
+	int32		options[POLL_MAX_OPTIONS];
+	bool		list;
+	int			n;
+
+	require_args(fcinfo, 3, names);
+	n = parse_ballot_text(text_to_cstring(PG_GETARG_TEXT_PP(2)), options, &list);
+	PG_RETURN_TEXT_P(cstring_to_text(cast_vote(fcinfo, options, n, list)));
+}
+
 /*
  * poll.retract_vote(poll_id bigint, voter text)
  */
@@ -661,7 +760,7 @@ poll_retract_vote(PG_FUNCTION_ARGS)
 
 		write_ballot_changes(changes, poll.poll_id, (int32 *) ARR_DATA_PTR(old),
 							 ArrayGetNItems(ARR_NDIM(old), ARR_DIMS(old)),
-							 segment, segment_null, -1, true);
+							 segment, segment_null, -1);
 		table_close(changes, NoLock);
 		poll_note_change_written();
 	}
@@ -882,12 +981,20 @@ insert_all_new(Datum *args, const char *nulls)
 	{
 		ErrorData  *edata;
 
+		/*
+		 * Whatever the error (a cancel, a timeout and a deadlock included),
+		 * the subtransaction is rolled back before it goes on: an error
+		 * thrown past an open internal subtransaction leaves the session's
+		 * transaction state broken, and the next statement fails.
+		 */
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
 		FreeErrorData(edata);
 		inserted = false;
 	}
@@ -952,6 +1059,8 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 				 errhint("cast_votes takes single-choice polls; use cast_vote with an array of options.")));
 	check_open(&poll);
 	check_elements(&poll, n, voters, voter_nulls, options, option_nulls, segments, segment_nulls);
+	if (segments != NULL)
+		poll_check_segments(&poll, segments, segment_nulls, n);
 	if (n == 0)
 	{
 		vote_end(&s);
