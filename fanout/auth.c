@@ -16,6 +16,9 @@
 static int	b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap,
 						  size_t *outlen);
 static json_t *decode_json_part(const char *in, size_t len);
+static int	numeric_date(const json_t *v, int64_t *out);
+
+#define NUMERIC_DATE_MAX	INT64_C(253402300799)	/* 9999-12-31T23:59:59Z */
 
 static int
 b64url_value(char c)
@@ -77,12 +80,39 @@ decode_json_part(const char *in, size_t len)
 	return json_loadb((const char *) buf, n, JSON_REJECT_DUPLICATES, NULL);
 }
 
+/*
+ * A NumericDate claim (exp, nbf) as whole seconds.  The range is checked
+ * on the double before any conversion: casting one outside int64_t's range
+ * is undefined behaviour (exp: 1e300).  Beyond the year 9999 is refused.
+ */
+static int
+numeric_date(const json_t *v, int64_t *out)
+{
+	double		d;
+
+	if (json_is_integer(v))
+	{
+		if (json_integer_value(v) < 0 || json_integer_value(v) > NUMERIC_DATE_MAX)
+			return -1;
+		*out = json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_real(v))
+		return -1;
+	d = json_real_value(v);
+	if (!(d >= 0 && d <= (double) NUMERIC_DATE_MAX))	/* also refuses NaN */
+		return -1;
+	*out = (int64_t) d;
+	return 0;
+}
+
 int
 jwt_verify(const unsigned char *secret, size_t secret_len, const char *token,
 		   int64_t now, struct grant *g, const char **why)
 {
 	const char *dot1, *dot2;
-	json_t	   *hdr = NULL, *claims = NULL, *alg, *exp, *polls;
+	json_t	   *hdr = NULL, *claims = NULL, *alg, *nbf, *polls;
+	int64_t		nbf_at = 0;
 	unsigned char sig[64], mac[EVP_MAX_MD_SIZE];
 	size_t		sig_len;
 	unsigned int mac_len = 0;
@@ -127,18 +157,27 @@ jwt_verify(const unsigned char *secret, size_t secret_len, const char *token,
 		*why = "token claims are not a JSON object";
 		goto out;
 	}
-	exp = json_object_get(claims, "exp");
-	if (!json_is_number(exp))
+	if (!json_is_number(json_object_get(claims, "exp")))
 	{
 		*why = "token has no exp";
 		goto out;
 	}
-	if (json_number_value(exp) <= (double) now)
+	if (numeric_date(json_object_get(claims, "exp"), &g->exp) < 0 ||
+		((nbf = json_object_get(claims, "nbf")) && numeric_date(nbf, &nbf_at) < 0))
+	{
+		*why = "token exp or nbf is out of range";
+		goto out;
+	}
+	if (g->exp <= now)
 	{
 		*why = "token has expired";
 		goto out;
 	}
-	g->exp = json_is_integer(exp) ? json_integer_value(exp) : (int64_t) json_number_value(exp);
+	if (nbf && nbf_at > now)
+	{
+		*why = "token is not yet valid (nbf)";
+		goto out;
+	}
 	polls = json_object_get(claims, "polls");
 	if (json_is_string(polls) && strcmp(json_string_value(polls), "*") == 0)
 		g->all = true;

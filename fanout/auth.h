@@ -23,7 +23,8 @@ struct grant {
 /*
  * Verifies token against secret at time now (Unix seconds): the header's
  * alg must be exactly "HS256", the signature must match, exp must be a
- * number in the future and polls an array of positive ids or "*".
+ * number in the future (nbf, when present, in the past; either must be a
+ * date before the year 10000) and polls an array of positive ids or "*".
  * Returns 0 and fills *g, or -1 with *why set.
  */
 int			jwt_verify(const unsigned char *secret, size_t secret_len, const char *token,

@@ -284,10 +284,14 @@ static void
 sweep_cb(struct fanout *f)
 {
 	int64_t		now = now_us();
+	int64_t		now_s = (int64_t) time(NULL);
 
 	lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&f->streams))
 	{
 		struct session *s = lws_container_of(d, struct session, stream_node);
+
+		if (f->jwt && s->n_subs > 0 && s->grant.exp <= now_s)
+			session_enforce_grant(s, now_s);
 
 		if (s->write_armed && swept(s) && s->wsi &&
 			now - s->write_armed_us >= WRITE_TIMEOUT_SECS * (int64_t) 1000000)
@@ -554,6 +558,37 @@ handle_subscribe(struct session *s, const struct client_msg *m)
 		queue_error(s, "bad_request", "out of memory", m->poll);
 }
 
+/*
+ * A subscription lives only as long as the token that granted it: each one
+ * the session's grant no longer covers (expired, or a new token without the
+ * poll) ends with an unauthorized error; an SSE stream, which is its one
+ * subscription, is closed after the error.  Checked by the 1 s sweep and
+ * after every auth message.
+ */
+void
+session_enforce_grant(struct session *s, int64_t now_s)
+{
+	struct fanout *f = s->f;
+
+	if (!f || !f->jwt)
+		return;
+	for (int i = s->n_subs - 1; i >= 0; i--)
+	{
+		struct subscription *sub = s->subs[i];
+		int64_t		id = sub->poll->id;
+		char		buf[512];
+		size_t		n;
+
+		if (grant_allows(&s->grant, id, now_s))
+			continue;
+		sub_remove(f, sub);		/* moves the last one to i: walked backwards */
+		n = render_error(buf, sizeof(buf), "unauthorized",
+						 "the token that granted this poll has expired", id);
+		if (n)
+			queue_text(s, buf, n, s->kind == SESS_SSE);
+	}
+}
+
 static void
 handle_auth(struct session *s, const struct client_msg *m)
 {
@@ -571,6 +606,7 @@ handle_auth(struct session *s, const struct client_msg *m)
 	}
 	grant_free(&s->grant);
 	s->grant = g;
+	session_enforce_grant(s, (int64_t) time(NULL));
 }
 
 static void
@@ -815,8 +851,9 @@ session_write_updates(struct session *s)
 			reschedule(s, now);
 			return 0;
 		}
-		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-						 (unsigned char *) "rate limited", 12);
+		if (s->kind == SESS_WS)
+			lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+							 (unsigned char *) "rate limited", 12);
 		s->gone = true;
 		return -1;
 	}

@@ -34,6 +34,7 @@
 #define MAX_OPTIONS			64
 #define MAX_SUBSCRIPTIONS	64
 #define MAX_FRAME			4096
+#define MAX_ORIGINS			32
 #define MAX_BODY			4096	/* HTTP request bodies; larger get 413 */
 #define RATE_PER_SEC		20
 #define RATE_BURST			80		/* a reconnecting client resubscribes to 64 polls at once */
@@ -212,6 +213,8 @@ struct fanout {
 	int				max_clients;
 	const char	   *web_root;
 	bool			verbose;
+	const char	   *origins[MAX_ORIGINS];	/* --allow-origin; none: any ("*") */
+	int				n_origins;
 	unsigned char	jwt_secret[512];
 	size_t			jwt_secret_len;
 	bool			jwt;
@@ -298,6 +301,7 @@ void		session_init(struct fanout *f, struct session *s, struct lws *wsi,
 void		session_detach(struct session *s);
 void		session_note_close(struct session *s);
 int			session_write_updates(struct session *s);
+void		session_enforce_grant(struct session *s, int64_t now_s);
 bool		session_may_see(struct fanout *f, struct session *s, int64_t poll_id);
 int			session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi);
 bool		clients_full(struct fanout *f);

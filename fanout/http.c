@@ -46,6 +46,42 @@ last_event_id(struct lws *wsi)
 }
 
 static int
+add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+		   unsigned char *end)
+{
+	return lws_add_http_header_by_name(wsi, (const unsigned char *) name,
+									   (const unsigned char *) value, (int) strlen(value), p, end);
+}
+
+/*
+ * The CORS headers every response carries: any origin ("*") by default;
+ * with --allow-origin, the request's Origin when it is one of them.  A
+ * preflight also gets the methods and headers a request may use.
+ * Authority comes from tokens in headers, never from cookies: no
+ * credentials are allowed.
+ */
+static int
+add_cors(struct fanout *f, struct lws *wsi, bool preflight, unsigned char **p, unsigned char *end)
+{
+	char		origin[256];
+	const char *allow = f->n_origins ? NULL : "*";
+
+	if (!allow && lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0)
+		for (int i = 0; i < f->n_origins; i++)
+			if (strcmp(origin, f->origins[i]) == 0)
+				allow = origin;
+	if ((allow && add_header(wsi, "access-control-allow-origin:", allow, p, end)) ||
+		(f->n_origins && add_header(wsi, "vary:", "Origin", p, end)))
+		return -1;
+	if (preflight &&
+		(add_header(wsi, "access-control-allow-methods:", "GET, POST, DELETE", p, end) ||
+		 add_header(wsi, "access-control-allow-headers:", "Authorization, Content-Type", p, end) ||
+		 add_header(wsi, "access-control-max-age:", "600", p, end)))
+		return -1;
+	return 0;
+}
+
+static int
 write_headers(struct session *s, int status, const char *ctype, size_t len)
 {
 	unsigned char buf[LWS_PRE + 1024];
@@ -54,11 +90,8 @@ write_headers(struct session *s, int status, const char *ctype, size_t len)
 	if (lws_add_http_common_headers(s->wsi, (unsigned) status, ctype,
 									len == (size_t) -1 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : len,
 									&p, end) ||
-		lws_add_http_header_by_name(s->wsi, (const unsigned char *) "cache-control:",
-									(const unsigned char *) "no-cache", 8, &p, end) ||
-		lws_add_http_header_by_name(s->wsi,
-									(const unsigned char *) "access-control-allow-origin:",
-									(const unsigned char *) "*", 1, &p, end) ||
+		add_header(s->wsi, "cache-control:", "no-cache", &p, end) ||
+		add_cors(s->f, s->wsi, status == 204, &p, end) ||
 		lws_finalize_write_http_header(s->wsi, start, &p, end))
 		return -1;
 	s->headers_sent = true;
@@ -236,6 +269,8 @@ http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *p
 		f->m.rejected_inputs++;
 		return respond_error(s, 413, "bad_request", "request body over 4 KiB", -1);
 	}
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
+		return start_response(s, 204, "text/plain", "", 0, NULL);	/* a CORS preflight */
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
 		return respond_error(s, 405, "bad_request", "only GET is served", -1);
 	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)

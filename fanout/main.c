@@ -64,7 +64,7 @@ usage(FILE *out)
 	fprintf(out,
 			"usage: poll-fanout [--db CONNINFO] [--listen HOST:PORT] [--publication NAME] [--throttle MS]\n"
 			"                   [--jwt-secret-file FILE] [--tls-cert FILE --tls-key FILE] [--max-clients N]\n"
-			"                   [--web-root DIR] [--verbose]\n"
+			"                   [--web-root DIR] [--verbose] [--allow-origin ORIGIN]...\n"
 			"\n"
 			"Pushes committed poll.tally changes, decoded from logical replication, to WebSocket\n"
 			"and Server-Sent Events clients.  Defaults: libpq's environment, 127.0.0.1:8080,\n"
@@ -117,12 +117,14 @@ parse_flags(struct fanout *f, int argc, char **argv)
 		{"tls-key", required_argument, NULL, 'k'},
 		{"max-clients", required_argument, NULL, 'm'},
 		{"web-root", required_argument, NULL, 'w'},
+		{"allow-origin", required_argument, NULL, 'o'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
 	const char *listen = "127.0.0.1:8080";
 	const char *jwt_file = NULL;
+	bool		any_origin = false;
 	int			c;
 
 	opterr = 0;
@@ -159,6 +161,16 @@ parse_flags(struct fanout *f, int argc, char **argv)
 			case 'w':
 				f->web_root = optarg;
 				break;
+			case 'o':
+				if (!*optarg || strpbrk(optarg, " \t\r\n,"))
+					die("--allow-origin must be one origin (scheme://host[:port]) or *, not \"%s\"", optarg);
+				if (f->n_origins == MAX_ORIGINS)
+					die("at most %d --allow-origin", MAX_ORIGINS);
+				if (strcmp(optarg, "*") != 0)
+					f->origins[f->n_origins++] = optarg;
+				else
+					any_origin = true;
+				break;
 			case 'v':
 				f->verbose = true;
 				break;
@@ -166,7 +178,7 @@ parse_flags(struct fanout *f, int argc, char **argv)
 				usage(stdout);
 				exit(0);
 			default:
-				if (optopt && strchr("dlptjckmw", optopt))
+				if (optopt && strchr("dlptjckmwo", optopt))
 					fprintf(stderr, "poll-fanout: option %s needs a value\n", argv[optind - 1]);
 				else
 					fprintf(stderr, "poll-fanout: unknown option %s\n", argv[optind - 1]);
@@ -176,6 +188,8 @@ parse_flags(struct fanout *f, int argc, char **argv)
 	}
 	if (optind < argc)
 		die("unexpected argument \"%s\" (see --help)", argv[optind]);
+	if (any_origin)
+		f->n_origins = 0;		/* "*" among them: any origin */
 
 	{
 		const char *colon = strrchr(listen, ':');

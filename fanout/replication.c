@@ -24,13 +24,24 @@
 #define STATUS_INTERVAL_US	(10 * LWS_US_PER_SEC)
 #define PG_EPOCH_OFFSET_US	INT64_C(946684800000000)	/* 2000-01-01 - 1970-01-01 */
 
+/*
+ * Every function, operator and type named with its schema, and both
+ * connections run with search_path = pg_catalog, pg_temp (conn_options()):
+ * no name resolves in a schema a user could write to (a public.array_agg(text)
+ * would beat pg_catalog's polymorphic one and run under the daemon's role).
+ */
 static const char *const snapshot_sql =
 "SELECT p.title, t.version, t.status, t.ballots, t.votes,"
-" array_agg(o.label ORDER BY o.option_id)"
-" FROM poll.poll p JOIN poll.tally t USING (poll_id) JOIN poll.option o USING (poll_id)"
-" WHERE p.poll_id = $1"
+" pg_catalog.array_agg(o.label ORDER BY o.option_id)"
+" FROM poll.poll p"
+" JOIN poll.tally t ON t.poll_id OPERATOR(pg_catalog.=) p.poll_id"
+" JOIN poll.option o ON o.poll_id OPERATOR(pg_catalog.=) p.poll_id"
+" WHERE p.poll_id OPERATOR(pg_catalog.=) $1::pg_catalog.int8"
 " GROUP BY p.title, t.version, t.status, t.ballots, t.votes";
 
+#define SAFE_SEARCH_PATH	"-c search_path=pg_catalog,pg_temp"
+
+static const char *conn_options(struct fanout *f, char *buf, size_t cap);
 static PGconn *connect_db(struct fanout *f, bool replication);
 static struct lws *adopt(struct fanout *f, PGconn *conn);
 static void db_fail(struct fanout *f, const char *what, PGconn *conn);
@@ -91,11 +102,37 @@ db_healthy(const struct fanout *f)
 	return db_connected(f) && f->db.resynced && f->db.received_lsn >= f->db.server_end;
 }
 
+/*
+ * The backend options of both connections: the user's own (from --db or
+ * PGOPTIONS), then our search_path, which wins as the later -c.
+ */
+static const char *
+conn_options(struct fanout *f, char *buf, size_t cap)
+{
+	const char *user = getenv("PGOPTIONS");
+	PQconninfoOption *opts = f->conninfo && *f->conninfo ?
+		PQconninfoParse(f->conninfo, NULL) : NULL;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val)
+			user = o->val;
+	if (user && strlen(user) + sizeof(SAFE_SEARCH_PATH) + 1 > cap)
+	{
+		logmsg("postgres: the options of --db or PGOPTIONS are too long, ignored");
+		user = NULL;
+	}
+	snprintf(buf, cap, "%s%s" SAFE_SEARCH_PATH, user ? user : "", user && *user ? " " : "");
+	if (opts)
+		PQconninfoFree(opts);
+	return buf;
+}
+
 static PGconn *
 connect_db(struct fanout *f, bool replication)
 {
 	const char *keys[8];
 	const char *vals[8];
+	char		options[1024];
 	int			n = 0;
 	PGconn	   *conn;
 
@@ -110,6 +147,8 @@ connect_db(struct fanout *f, bool replication)
 	vals[n++] = "5";
 	keys[n] = "client_encoding";	/* labels go out as JSON, which is UTF-8 */
 	vals[n++] = "UTF8";
+	keys[n] = "options";		/* after dbname: overrides its expansion's */
+	vals[n++] = conn_options(f, options, sizeof(options));
 	if (replication)
 	{
 		keys[n] = "replication";

@@ -552,6 +552,33 @@ test_tokens(void)
 	CHECK(jwt_verify(key, 3, make_token(hs, "{\"exp\":1800000000}", "k3y"), now, &g, &why) < 0,
 		  "no polls");
 	CHECK(jwt_verify(key, 3, make_token(hs, "[1]", "k3y"), now, &g, &why) < 0, "claims not an object");
+	/* numeric dates beyond any int64 (or any sane date) are refused, not converted */
+	{
+		static const char *const extreme[] = {
+			"{\"polls\":\"*\",\"exp\":1e300}",
+			"{\"polls\":\"*\",\"exp\":-1e300}",
+			"{\"polls\":\"*\",\"exp\":9.3e18}",
+			"{\"polls\":\"*\",\"exp\":9223372036854775807}",
+			"{\"polls\":\"*\",\"exp\":1800000000,\"nbf\":1e300}",
+			"{\"polls\":\"*\",\"exp\":1800000000,\"nbf\":-1e300}",
+			"{\"polls\":\"*\",\"exp\":1800000000,\"nbf\":\"x\"}",
+		};
+
+		for (size_t i = 0; i < sizeof(extreme) / sizeof(extreme[0]); i++)
+			CHECK(jwt_verify(key, 3, make_token(hs, extreme[i], "k3y"), now, &g, &why) < 0 &&
+				  (strstr(why, "out of range") || strstr(why, "nbf")), "extreme claims %s", extreme[i]);
+	}
+	CHECK(jwt_verify(key, 3, make_token(hs, "{\"polls\":\"*\",\"exp\":1800000000.5}", "k3y"), now,
+					 &g, &why) == 0 && g.exp == 1800000000, "a fractional exp");
+	grant_free(&g);
+	snprintf(claims, sizeof(claims), "{\"polls\":\"*\",\"exp\":1800000000,\"nbf\":%lld}",
+			 (long long) now + 60);
+	CHECK(jwt_verify(key, 3, make_token(hs, claims, "k3y"), now, &g, &why) < 0 && strstr(why, "not yet"),
+		  "nbf in the future");
+	snprintf(claims, sizeof(claims), "{\"polls\":\"*\",\"exp\":1800000000,\"nbf\":%lld}",
+			 (long long) now - 60);
+	CHECK(jwt_verify(key, 3, make_token(hs, claims, "k3y"), now, &g, &why) == 0, "nbf passed");
+	grant_free(&g);
 	CHECK(jwt_verify(key, 3, "", now, &g, &why) < 0 && jwt_verify(key, 3, "..", now, &g, &why) < 0 &&
 		  jwt_verify(key, 3, "a.b", now, &g, &why) < 0, "garbage tokens");
 }
