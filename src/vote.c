@@ -48,6 +48,7 @@
 #include "catalog/index.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -59,6 +60,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -151,6 +153,20 @@ static VoteStatement insert_new_ballots = {
 	"   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(option_id, segment)"
 	"  GROUP BY u.option_id, u.segment",
 	4, {INT8OID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID}
+};
+
+/*
+ * Bulk: the change records of new single-option ballots written without
+ * SQL (copy_new_ballots), one per (option, segment) group.
+ * $1 poll, $2 options, $3 segments (NULL: none).
+ */
+static VoteStatement insert_new_changes = {
+	"INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
+	" SELECT $1, u.option_id, u.segment, pg_catalog.count(*), pg_catalog.count(*),"
+	" pg_catalog.statement_timestamp()"
+	"   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(option_id, segment)"
+	"  GROUP BY u.option_id, u.segment",
+	3, {INT8OID, INT4ARRAYOID, TEXTARRAYOID}
 };
 
 /* Bulk: the existing ballots of these voters, locked.  $1 poll, $2 voters. */
@@ -343,6 +359,40 @@ options_datum(const int32 *options, int n)
 }
 
 /*
+ * Opens poll.ballot and its primary key for a write without SQL, when the
+ * table is as the extension made it: no trigger, no row security, the
+ * primary key (poll_id, voter) its only index.  Otherwise (someone added a
+ * trigger or an index) returns false, having opened nothing, and the
+ * caller writes through SQL, which honours them.
+ */
+static bool
+open_plain_ballots(Relation *ballots, Relation *pkey)
+{
+	Relation	rel = table_open(poll_ballot_relid(), RowExclusiveLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	Relation	index;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhastriggers ||
+		rel->rd_rel->relrowsecurity || list_length(indexes) != 1 ||
+		RelationGetDescr(rel)->natts != 5)
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	index = index_open(linitial_oid(indexes), RowExclusiveLock);
+	if (!index->rd_index->indisunique || index->rd_index->indnatts != 2 ||
+		index->rd_index->indkey.values[0] != 1 || index->rd_index->indkey.values[1] != 2)
+	{
+		index_close(index, NoLock);
+		table_close(rel, NoLock);
+		return false;
+	}
+	*ballots = rel;
+	*pkey = index;
+	return true;
+}
+
+/*
  * Inserts a new voter's ballot directly.  Returns false, having written
  * nothing that survives, when the voter may already have a ballot (or one
  * is being inserted concurrently) or when poll.ballot is not as the
@@ -358,8 +408,7 @@ options_datum(const int32 *options, int n)
 static bool
 insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool segment_null)
 {
-	Relation	ballots = table_open(poll_ballot_relid(), RowExclusiveLock);
-	List	   *indexes = RelationGetIndexList(ballots);
+	Relation	ballots;
 	Relation	pkey;
 	IndexInfo  *info;
 	TupleTableSlot *slot;
@@ -367,20 +416,8 @@ insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool
 	uint32		token;
 	bool		unique;
 
-	if (ballots->rd_rel->relhastriggers || ballots->rd_rel->relrowsecurity ||
-		list_length(indexes) != 1 || RelationGetDescr(ballots)->natts != 5)
-	{
-		table_close(ballots, NoLock);
+	if (!open_plain_ballots(&ballots, &pkey))
 		return false;
-	}
-	pkey = index_open(linitial_oid(indexes), RowExclusiveLock);
-	if (!pkey->rd_index->indisunique || pkey->rd_index->indnatts != 2 ||
-		pkey->rd_index->indkey.values[0] != 1 || pkey->rd_index->indkey.values[1] != 2)
-	{
-		index_close(pkey, NoLock);
-		table_close(ballots, NoLock);
-		return false;
-	}
 
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(ballots), &TTSOpsVirtual);
 	ExecClearTuple(slot);
@@ -958,13 +995,113 @@ bulk_args(Datum *args, char *nulls, int64 poll_id, int n, Datum *voters, Datum *
 	nulls[3] = segments ? ' ' : 'n';
 }
 
+#define BULK_BATCH	1000		/* tuples per heap_multi_insert, as COPY's buffer */
+
+/*
+ * New single-option ballots for every element, written as COPY writes
+ * rows: heap tuples in batches (one WAL record per page), then their
+ * primary-key entries, whose unique check raises 23505 when a voter has a
+ * ballot (or waits for a concurrent insert of it, as INSERT does).
+ * Returns false, having written nothing, when poll.ballot is not as the
+ * extension made it (see open_plain_ballots).
+ */
+static bool
+copy_new_ballots(const PollInfo *poll, int n, Datum *voters, Datum *options,
+				 Datum *segments, bool *segment_nulls)
+{
+	Relation	ballots;
+	Relation	pkey;
+	IndexInfo  *info;
+	TupleTableSlot *slots[BULK_BATCH];
+	int			nslots = Min(n, BULK_BATCH);
+	BulkInsertState bistate;
+	CommandId	cid = GetCurrentCommandId(true);
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+	Datum		one_option[POLL_MAX_OPTIONS + 1];
+	MemoryContext batch_cxt;
+
+	if (!open_plain_ballots(&ballots, &pkey))
+		return false;
+	info = BuildIndexInfo(pkey);
+	bistate = GetBulkInsertState();
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "poll bulk ballots",
+									  ALLOCSET_DEFAULT_SIZES);
+	/* a ballot's options: the one-element arrays, built once (check_elements checked 1..n) */
+	for (int o = 1; o <= poll->n_options; o++)
+		one_option[o] = options_datum(&o, 1);
+	for (int j = 0; j < nslots; j++)
+		slots[j] = table_slot_create(ballots, NULL);
+
+	for (int start = 0; start < n; start += BULK_BATCH)
+	{
+		int			k = Min(BULK_BATCH, n - start);
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		for (int j = 0; j < k; j++)
+		{
+			int			i = start + j;
+			TupleTableSlot *slot = slots[j];
+
+			ExecClearTuple(slot);
+			slot->tts_values[0] = Int64GetDatum(poll->poll_id);
+			slot->tts_values[1] = voters[i];
+			slot->tts_values[2] = one_option[DatumGetInt32(options[i])];
+			slot->tts_values[3] = segments ? segments[i] : (Datum) 0;
+			slot->tts_values[4] = TimestampTzGetDatum(now);
+			memset(slot->tts_isnull, 0, 5 * sizeof(bool));
+			slot->tts_isnull[3] = (segments == NULL || segment_nulls[i]);
+			ExecStoreVirtualTuple(slot);
+		}
+		table_multi_insert(ballots, slots, k, cid, 0, bistate);
+		for (int j = 0; j < k; j++)
+		{
+			Datum		key[2] = {Int64GetDatum(poll->poll_id), voters[start + j]};
+			bool		key_nulls[2] = {false, false};
+
+			index_insert(pkey, key, key_nulls, &slots[j]->tts_tid, ballots,
+						 UNIQUE_CHECK_YES, false, info);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	for (int j = 0; j < nslots; j++)
+		ExecDropSingleTupleTableSlot(slots[j]);
+	MemoryContextDelete(batch_cxt);
+	FreeBulkInsertState(bistate);
+	index_close(pkey, NoLock);
+	table_close(ballots, NoLock);
+	return true;
+}
+
+/*
+ * New ballots for every element: without SQL when the table allows, then
+ * their change records; through one SQL statement otherwise.
+ */
+static void
+insert_new(const PollInfo *poll, int n, Datum *voters, Datum *options,
+		   Datum *segments, bool *segment_nulls, Datum *args, const char *nulls)
+{
+	if (copy_new_ballots(poll, n, voters, options, segments, segment_nulls))
+	{
+		Datum		change_args[3] = {args[0], args[2], args[3]};
+		char		change_nulls[3] = {nulls[0], nulls[2], nulls[3]};
+
+		run(&insert_new_changes, change_args, change_nulls, SPI_OK_INSERT);
+	}
+	else
+		run(&insert_new_ballots, args, nulls, SPI_OK_INSERT);
+}
+
 /*
  * Tries the whole call as new ballots, in a subtransaction; false when a
  * voter already had a ballot (the subtransaction is rolled back, nothing
  * is written).  Any other error propagates.
  */
 static bool
-insert_all_new(Datum *args, const char *nulls)
+insert_all_new(const PollInfo *poll, int n, Datum *voters, Datum *options,
+			   Datum *segments, bool *segment_nulls, Datum *args, const char *nulls)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -974,7 +1111,7 @@ insert_all_new(Datum *args, const char *nulls)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		run(&insert_new_ballots, args, nulls, SPI_OK_INSERT);
+		insert_new(poll, n, voters, options, segments, segment_nulls, args, nulls);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -1069,7 +1206,7 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 
 	missing = palloc(n * sizeof(bool));
 	bulk_args(args, nulls, poll.poll_id, n, voters, options, segments, segment_nulls);
-	if (insert_all_new(args, nulls))
+	if (insert_all_new(&poll, n, voters, options, segments, segment_nulls, args, nulls))
 	{
 		poll_note_change_written();
 		vote_end(&s);
