@@ -212,11 +212,10 @@ f10_50=$(pct "$out/fresh_10000.ms" 50); f10_99=$(pct "$out/fresh_10000.ms" 99)
 	echo
 	echo "| benchmark | ours | baseline | ratio | target | met |"
 	echo "|---|---|---|---|---|---|"
-	echo "| ingest: \`cast_vote\`, 1 hot poll, 16 clients, fresh voters, vs plain INSERT of the same row (same PK) | $ours_tps votes/s | $plain_tps rows/s | ${r_plain}× | ≥ 0.85× | $(met "$r_plain" 0.85 '>=') |"
-	echo "| ingest: \`cast_vote\` vs naive counter-row trigger (\`UPDATE tally SET votes = votes + 1\`) | $ours_tps votes/s | $naive_tps votes/s | ${r_naive}× | ≥ 4× | $(met "$r_naive" 4 '>=') |"
+	echo "| ingest: \`cast_vote\`, 1 hot poll, 16 clients, fresh voters, vs plain INSERT of the same row (same PK) | $ours_tps votes/s | $plain_tps rows/s | ${r_plain}× | ≥ 0.9× | $(met "$r_plain" 0.9 '>=') |"
+	echo "| ingest: \`cast_vote\` vs naive counter-row trigger (\`UPDATE tally SET votes = votes + 1\`) | $ours_tps votes/s | $naive_tps votes/s | ${r_naive}× | context (the 4× target is retired, see below) | |"
 	echo "| ingest latency p50 / p99, \`cast_vote\` vs plain INSERT | $(pct "$out/lat_ours.ms" 50) / $(pct "$out/lat_ours.ms" 99) ms | $(pct "$out/lat_plain.ms" 50) / $(pct "$out/lat_plain.ms" 99) ms | | context | |"
-	echo "| bulk: \`cast_votes\` of 10 000 fresh voters per call, 2 sessions, $bulk_n votes, vs COPY of the same rows | $bulk_rate votes/s | $copy_rate rows/s | ${r_bulk}× | ≥ 0.5× | $(met "$r_bulk" 0.5 '>=') |"
-	echo "| bulk: \`cast_votes\` throughput, 2 sessions | $bulk_rate votes/s | | | ≥ 200 000 votes/s | $(met "$bulk_rate" 200000 '>=') |"
+	echo "| bulk: \`cast_votes\` of 10 000 fresh voters per call, 2 sessions, $bulk_n votes, vs COPY of the same rows | $bulk_rate votes/s | $copy_rate rows/s | ${r_bulk}× | ≥ 0.85× | $(met "$r_bulk" 0.85 '>=') |"
 	echo "| read: \`poll.results\` for one poll with $big ballots (p50; p99 $res_p99 ms) vs \`count(*) ... GROUP BY\` over its ballots | $res_p50 ms | $count_ms ms | ${r_read}× faster | ≥ 1000× and < 1 ms | $(awk -v r="$r_read" -v m="$res_p50" 'BEGIN {print (r >= 1000 && m < 1) ? "yes" : "no"}') |"
 	echo "| freshness: commit → folded, p50 at 1 000 votes/s | $f1_50 ms | | | ≤ 10 ms | $(met "$f1_50" 10 '<=') |"
 	echo "| freshness: commit → folded, p99 at 1 000 votes/s | $f1_99 ms | | | ≤ 50 ms | $(met "$f1_99" 50 '<=') |"
@@ -231,9 +230,11 @@ f10_50=$(pct "$out/fresh_10000.ms" 50); f10_99=$(pct "$out/fresh_10000.ms" 99)
 	fi
 	echo
 	echo "Observations, from the figures above:"
-	echo "- On this machine the naive counter row reaches $(awk -v n="$naive_tps" -v p="$plain_tps" 'BEGIN {printf "%.2f", n / p}')× the plain INSERT's throughput,"
-	echo "  so the 4× target would need \`cast_vote\` at $(awk -v n="$naive_tps" -v p="$plain_tps" 'BEGIN {printf "%.1f", 4 * n / p}')× a plain INSERT of the same row, while any vote path that"
-	echo "  writes that row does at least the INSERT's work. The ratio to plain INSERT is the figure that measures the vote path's cost."
+	echo "- Two targets of earlier versions are retired (issue 9), not missed. \"4× the naive counter row\": on this machine that row"
+	echo "  reaches $(awk -v n="$naive_tps" -v p="$plain_tps" 'BEGIN {printf "%.2f", n / p}')× the plain INSERT's throughput, so 4× would need \`cast_vote\` at $(awk -v n="$naive_tps" -v p="$plain_tps" 'BEGIN {printf "%.1f", 4 * n / p}')× a plain INSERT of the"
+	echo "  very row it must insert; the ratio to that INSERT measures the vote path's cost, and the naive row stays as context."
+	echo "  \"bulk ≥ 200 000 votes/s\" was an absolute rate that says more about the machine than the code; the ratio to COPY of"
+	echo "  the same rows, measured side by side, replaces it."
 	echo "- Per round (ours, plain, naive votes/s): $(awk -F'\t' '{printf "%s(%.0f, %.0f, %.0f)", (NR > 1 ? "; " : ""), $2, $3, $4}' "$out/ingest.tsv")."
 	if [ -n "$push_rows" ]; then
 		cat "$out/push/observations.md" 2>/dev/null || true
