@@ -308,7 +308,7 @@ grep -E "$views" "$work/data.1.0" >"$work/views.before-fold"
 grep -E "$views" "$work/folded.$old" >"$work/views.after-fold"
 differ "the views' answers changed with the fold (- before, + after)" "$work/views.before-fold" "$work/views.after-fold"
 
-# ---- a session that voted before the update votes on after it ----
+# ---- a session that voted before the update votes on after it (and calls 1.1's ballot_of) ----
 cat >"$work/live.sql" <<SQL
 SELECT poll.cast_vote($single, 'live', 1, 'north');
 SELECT poll.cast_votes($single, ARRAY['live bulk'], ARRAY[2]);
@@ -326,6 +326,7 @@ BEGIN
 END
 \$\$;
 SELECT poll.cast_vote($single, 'live', 3, 'north');
+SELECT poll.ballot_of($single, 'live');
 SELECT poll.cast_vote($multi, 'live', ARRAY[1, 4]);
 SELECT poll.cast_votes($single, ARRAY['live bulk', 'live bulk 2'], ARRAY[3, 1]);
 SELECT poll.retract_vote($single, 'live bulk');
@@ -340,7 +341,7 @@ wait_for 20 "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 
 sql $live "ALTER EXTENSION poll UPDATE" >/dev/null || fail "ALTER EXTENSION poll UPDATE failed with a session connected"
 wait $live_pid || fail "the live session failed after the update: $(cat "$work/live.out")"
 live_pid=
-[ "$(cat "$work/live.out")" = "$(printf 'cast\n1\nt\nchanged\ncast\n2\nt\n\nt\n0')" ] ||
+[ "$(cat "$work/live.out")" = "$(printf 'cast\n1\nt\nchanged\n{3}\ncast\n2\nt\n\nt\n0')" ] ||
 	fail "the live session's votes: $(cat "$work/live.out")"
 
 echo "1.0 -> $to: rows, views and series kept; schema equal to a fresh $to ($(grep -c . "$work/catalog.fresh") catalog lines, ${#mutations[@]} self-checks); folds agree; a live session votes on"
