@@ -49,11 +49,20 @@ fi
 cp -r sql expected test/invariants.sql test/poll.conf "$work/" && mkdir -p "$work/isolation" && cp -r test/isolation/specs test/isolation/expected "$work/isolation/"
 [ "$(id -u)" = 0 ] && chown -R postgres: "$work"
 
-count_suite() {	# suite-name output-file
+count_suite() {	# suite-name output-file expected-count
+	local seen=0
 	while read -r line; do
 		name=$(sed -E 's/^[ ]*(test )?([^ ]+).*/\2/' <<<"$line")
 		if grep -q '\.\.\. ok' <<<"$line"; then record "$1/$name" 0; else record "$1/$name" 1; fi
+		seen=$((seen + 1))
 	done < <(grep -E '\.\.\. (ok|FAILED|failed)' "$2")
+	# a runner that stopped early (a missing expected file, a crash) must
+	# not pass by reporting fewer tests
+	if [ "$seen" != "$3" ]; then
+		record "$1/incomplete-run" 1
+		echo "    $1: $seen of $3 tests reported; the end of $2:"
+		tail -15 "$2" | sed 's/^/    /'
+	fi
 }
 
 regress_tests="setup $(cd sql && ls *.sql | sed 's/\.sql$//' | grep -vx setup | sort)"
@@ -61,7 +70,7 @@ regress_tests="setup $(cd sql && ls *.sql | sed 's/\.sql$//' | grep -vx setup | 
 	--temp-instance="$work/regress-instance" --temp-config="$work/poll.conf" \
 	--inputdir="$work" --outputdir="$work/regress" --bindir="$PGBIN" \
 	--dbname=contrib_regression $regress_tests >"$work/regress.out" 2>&1)
-count_suite regress "$work/regress.out"
+count_suite regress "$work/regress.out" "$(wc -w <<<"$regress_tests")"
 [ -f "$work/regress/regression.diffs" ] && head -100 "$work/regress/regression.diffs"
 
 iso_tests=$(cd test/isolation/specs && ls *.spec | sed 's/\.spec$//' | sort)
@@ -69,7 +78,7 @@ as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
 	--temp-instance="$work/isolation-instance" --temp-config="$work/poll.conf" \
 	--inputdir="$work/isolation" --outputdir="$work/isolation-out" --bindir="$PGBIN" \
 	--dbname=isolation_regression $iso_tests >"$work/isolation.out" 2>&1
-count_suite isolation "$work/isolation.out"
+count_suite isolation "$work/isolation.out" "$(wc -w <<<"$iso_tests")"
 [ -f "$work/isolation-out/regression.diffs" ] && head -100 "$work/isolation-out/regression.diffs"
 
 # ---- integration: one cluster with the worker, shared by the scripts ----
