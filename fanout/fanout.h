@@ -177,14 +177,22 @@ struct metrics {
 	uint64_t		slow_disconnects;	/* took no writes for 30 s */
 };
 
-enum repl_state { REPL_DOWN, REPL_SLOT, REPL_STARTING, REPL_STREAMING };
+enum repl_state { REPL_DOWN, REPL_SLOT, REPL_STARTING, REPL_STREAMING, REPL_STOPPING };
+
+/* one libpq connection, its socket watched on our loop (replication.c) */
+struct pgc {
+	PGconn		   *conn;
+	struct fanout  *f;
+	ev_io			io;
+	int				fd;				/* what io watches (PQconnectPoll may change it), -1: none */
+	int				events;
+	bool			connecting;		/* PQconnectPoll still going */
+};
 
 struct db {
-	PGconn		   *repl;
-	struct lws	   *repl_wsi;
+	struct pgc		repl;
 	enum repl_state	state;
-	PGconn		   *query;
-	struct lws	   *query_wsi;
+	struct pgc		query;
 	bool			query_busy;
 	int64_t			query_poll;		/* poll id of the snapshot in flight */
 	struct poll	   *queue_head, *queue_tail;
@@ -192,13 +200,15 @@ struct db {
 	uint64_t		received_lsn;	/* end of the last XLogData processed */
 	uint64_t		server_end;		/* latest end of WAL the server reported */
 	int64_t			last_status_us;
-	int64_t			last_msg_us;
+	int64_t			last_msg_us;	/* anything at all from the stream, keepalives too */
 	int64_t			last_commit_ts;	/* commit time of the last transaction (PG epoch us) */
 	bool			resynced;		/* every cached poll re-snapshotted since streaming */
 	int				backoff_ms;
-	char			last_error[256];
 	struct timer	retry_timer;
-	struct timer	status_timer;
+	struct timer	status_timer;	/* 1 s while streaming: status updates, silence */
+	struct timer	connect_timer;
+	struct timer	stop_timer;
+	void			(*on_stopped) (struct fanout *f);
 	struct pgo_relcache rels;
 };
 
@@ -281,12 +291,11 @@ size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
 /* replication.c */
 void		db_start(struct fanout *f);
 void		db_stop(struct fanout *f);
+void		db_shutdown(struct fanout *f, void (*done) (struct fanout *f));
 void		db_request_snapshot(struct fanout *f, struct poll *p);
 bool		db_healthy(const struct fanout *f);
 bool		db_connected(const struct fanout *f);
 void		db_poll_stream(struct fanout *f);
-int			db_raw_callback(struct lws *wsi, enum lws_callback_reasons reason,
-							void *user, void *in, size_t len);
 
 /* clients.c */
 int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,

@@ -233,9 +233,9 @@ serve_text(struct session *s, int status, const char *ctype, size_t cap,
 static size_t
 render_health(struct fanout *f, char *out, size_t cap)
 {
+	/* never the connection's error: that names hosts and roles (it is in the log) */
 	int			n = snprintf(out, cap, "%s\n", db_healthy(f) ? "ok" :
-							 db_connected(f) ? "resyncing" :
-							 f->db.last_error[0] ? f->db.last_error : "not streaming");
+							 db_connected(f) ? "resyncing or lagging" : "not streaming");
 
 	return n < 0 ? 0 : (size_t) n < cap ? (size_t) n : cap - 1;
 }

@@ -287,7 +287,6 @@ callback_main(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 
 static const struct lws_protocols protocols[] = {
 	{"poll", callback_main, sizeof(struct session), RX_BUFFER_SIZE, 0, NULL, 0},
-	{"pg-raw", db_raw_callback, 0, 0, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0}
 };
 
@@ -372,11 +371,30 @@ on_idle(struct ev_loop *loop, ev_idle *w, int revents)
 static ev_signal sig_int, sig_term;
 
 static void
+stop_loop(struct fanout *f)
+{
+	ev_break(f->loop, EVBREAK_ALL);
+}
+
+/*
+ * The first SIGINT or SIGTERM ends the replication copy cleanly, on the
+ * loop (db_shutdown(): at most ~2 s), then stops the loop; a second one
+ * stops it at once.
+ */
+static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	(void) w;
+	struct fanout *f = w->data;
+
 	(void) revents;
-	ev_break(loop, EVBREAK_ALL);
+	if (f->stopping)
+	{
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	logmsg("shutting down");
+	f->stopping = true;
+	db_shutdown(f, stop_loop);
 }
 
 static const char *
@@ -480,8 +498,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	ev_signal_init(&sig_int, on_signal, SIGINT);
+	sig_int.data = &f;
 	ev_signal_start(f.loop, &sig_int);
 	ev_signal_init(&sig_term, on_signal, SIGTERM);
+	sig_term.data = &f;
 	ev_signal_start(f.loop, &sig_term);
 	ev_prepare_init(&flush_prepare, on_prepare);
 	flush_prepare.data = &f;
@@ -499,11 +519,10 @@ main(int argc, char **argv)
 	ev_run(f.loop, 0);
 
 	/*
-	 * Out of the loop (a signal broke it): end the copy cleanly, then let
-	 * lws close every connection.  With a foreign loop that is done in
-	 * one call, outside the loop; the loop goes last.
+	 * Out of the loop (the copy was ended by on_signal): let lws close
+	 * every connection.  With a foreign loop that is done in one call,
+	 * outside the loop; the loop goes last.
 	 */
-	logmsg("shutting down");
 	f.stopping = true;
 	db_stop(&f);
 	timer_stop(&f.db.retry_timer);

@@ -2,14 +2,17 @@
  * replication.c — the two libpq connections: the logical replication
  * stream of poll.tally (a TEMPORARY pgoutput slot, so Postgres never keeps
  * WAL for us while we are down) and the query connection that takes
- * snapshots.  Both sockets are dup()ed into the lws loop as raw file
- * descriptors; every read drains libpq's buffer without blocking.
+ * snapshots.  Both are opened without blocking (PQconnectStartParams,
+ * PQconnectPoll) with their sockets watched on our libev loop; every read
+ * drains libpq's buffer without blocking.
  *
  * Order after every (re)connection: create the slot, start streaming,
  * then re-snapshot every cached poll.  A snapshot taken after the slot
  * exists, plus the stream from the slot's start, deduplicated by version,
- * misses nothing.  Any error drops both connections and retries with
- * backoff; clients keep being served from the cache meanwhile.
+ * misses nothing.  Any error (or 30 s without a word from the stream)
+ * drops both connections and retries with backoff; clients keep being
+ * served from the cache meanwhile.  At shutdown the copy ends cleanly:
+ * our CopyDone, then the server's, then the close.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,9 @@
 #define BACKOFF_MIN_MS		250
 #define BACKOFF_MAX_MS		10000
 #define STATUS_INTERVAL_US	(10 * LWS_US_PER_SEC)
+#define SILENCE_US			(30 * LWS_US_PER_SEC)	/* nothing at all from the stream: reconnect */
+#define CONNECT_TIMEOUT_US	(10 * LWS_US_PER_SEC)
+#define STOP_TIMEOUT_US		(2 * 1000 * 1000)	/* for the server's CopyDone at shutdown */
 #define PG_EPOCH_OFFSET_US	INT64_C(946684800000000)	/* 2000-01-01 - 1970-01-01 */
 
 /*
@@ -42,17 +48,24 @@ static const char *const snapshot_sql =
 #define SAFE_SEARCH_PATH	"-c search_path=pg_catalog,pg_temp"
 
 static const char *conn_options(struct fanout *f, char *buf, size_t cap);
-static PGconn *connect_db(struct fanout *f, bool replication);
-static struct lws *adopt(struct fanout *f, PGconn *conn);
+static PGconn *connect_start(struct fanout *f, bool replication);
+static bool pgc_open(struct fanout *f, struct pgc *c, bool replication);
+static void pgc_close(struct pgc *c);
+static int	pgc_flush(struct pgc *c);
 static void db_fail(struct fanout *f, const char *what, PGconn *conn);
 static void schedule_retry(struct fanout *f);
 static void retry_cb(struct fanout *f);
 static void status_cb(struct fanout *f);
-static int	send_status(struct fanout *f, bool reply);
+static void stop_timeout_cb(struct fanout *f);
+static void stopped(struct fanout *f);
+static int	send_status(struct fanout *f, bool ping);
+static void repl_connected(struct fanout *f);
 static void repl_readable(struct fanout *f);
+static void repl_stopping_readable(struct fanout *f);
 static void repl_setup_results(struct fanout *f);
 static int	send_start_replication(struct fanout *f);
 static void start_streaming(struct fanout *f);
+static void query_connected(struct fanout *f);
 static void query_readable(struct fanout *f);
 static void query_next(struct fanout *f);
 static void handle_copy_data(struct fanout *f, const unsigned char *buf, size_t len);
@@ -93,13 +106,14 @@ pg_now_us(void)
 bool
 db_connected(const struct fanout *f)
 {
-	return f->db.state == REPL_STREAMING && f->db.query != NULL;
+	return f->db.state == REPL_STREAMING && f->db.query.conn && !f->db.query.connecting;
 }
 
 bool
 db_healthy(const struct fanout *f)
 {
-	return db_connected(f) && f->db.resynced && f->db.received_lsn >= f->db.server_end;
+	return db_connected(f) && f->db.resynced && f->db.received_lsn >= f->db.server_end &&
+		now_us() - f->db.last_msg_us < SILENCE_US;
 }
 
 /*
@@ -127,8 +141,14 @@ conn_options(struct fanout *f, char *buf, size_t cap)
 	return buf;
 }
 
+/*
+ * The keywords of either connection.  Opened with PQconnectStartParams and
+ * driven by PQconnectPoll from the connection's socket on our loop: nothing
+ * here waits for Postgres (our own connect timeout replaces libpq's, which
+ * only the blocking calls honour).
+ */
 static PGconn *
-connect_db(struct fanout *f, bool replication)
+connect_start(struct fanout *f, bool replication)
 {
 	const char *keys[8];
 	const char *vals[8];
@@ -143,8 +163,6 @@ connect_db(struct fanout *f, bool replication)
 	}
 	keys[n] = "application_name";
 	vals[n++] = "poll-fanout";
-	keys[n] = "connect_timeout";
-	vals[n++] = "5";
 	keys[n] = "client_encoding";	/* labels go out as JSON, which is UTF-8 */
 	vals[n++] = "UTF8";
 	keys[n] = "options";		/* after dbname: overrides its expansion's */
@@ -156,65 +174,154 @@ connect_db(struct fanout *f, bool replication)
 	}
 	keys[n] = NULL;
 	vals[n] = NULL;
-	conn = PQconnectdbParams(keys, vals, 1);
-	if (PQstatus(conn) != CONNECTION_OK)
+	conn = PQconnectStartParams(keys, vals, 1);
+	if (!conn || PQstatus(conn) == CONNECTION_BAD || PQsetnonblocking(conn, 1) != 0)
 	{
 		db_fail(f, replication ? "replication connection" : "query connection", conn);
-		PQfinish(conn);
-		return NULL;
-	}
-	if (PQsetnonblocking(conn, 1) != 0)
-	{
-		db_fail(f, "set non-blocking", conn);
 		PQfinish(conn);
 		return NULL;
 	}
 	return conn;
 }
 
-static struct lws *
-adopt(struct fanout *f, PGconn *conn)
+/* watches the connection's current socket (PQconnectPoll may change it) */
+static void
+pgc_watch(struct pgc *c, int events)
 {
-	lws_sock_file_fd_type fd;
-	int			d = dup(PQsocket(conn));
+	int			fd = PQsocket(c->conn);
 
-	if (d < 0)
-		return NULL;
-	fd.filefd = d;
-	return lws_adopt_descriptor_vhost(f->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "pg-raw", NULL);
+	if (fd == c->fd && events == c->events && ev_is_active(&c->io))
+		return;
+	ev_io_stop(c->f->loop, &c->io);
+	c->fd = fd;
+	c->events = events;
+	if (fd < 0)
+		return;
+	ev_io_set(&c->io, fd, events);
+	ev_io_start(c->f->loop, &c->io);
 }
 
-/* records why, drops both connections, schedules a reconnection */
+/* what libpq has not sent yet goes when the socket takes it */
+static int
+pgc_flush(struct pgc *c)
+{
+	int			r = PQflush(c->conn);
+
+	if (r >= 0)
+		pgc_watch(c, r > 0 ? EV_READ | EV_WRITE : EV_READ);
+	return r;
+}
+
+static void
+pgc_close(struct pgc *c)
+{
+	if (c->f)
+		ev_io_stop(c->f->loop, &c->io);
+	if (c->conn)
+		PQfinish(c->conn);
+	c->conn = NULL;
+	c->fd = -1;
+	c->events = 0;
+	c->connecting = false;
+}
+
+static void
+pgc_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pgc *c = lws_container_of(w, struct pgc, io);
+	struct fanout *f = c->f;
+	bool		is_repl = c == &f->db.repl;
+
+	(void) loop;
+	if (c->connecting)
+	{
+		switch (PQconnectPoll(c->conn))
+		{
+			case PGRES_POLLING_READING:
+				pgc_watch(c, EV_READ);
+				return;
+			case PGRES_POLLING_WRITING:
+				pgc_watch(c, EV_WRITE);
+				return;
+			case PGRES_POLLING_OK:
+				c->connecting = false;
+				pgc_watch(c, EV_READ);
+				if (!f->db.repl.connecting && !f->db.query.connecting)
+					timer_stop(&f->db.connect_timer);
+				if (is_repl)
+					repl_connected(f);
+				else
+					query_connected(f);
+				return;
+			default:
+				db_fail(f, is_repl ? "replication connection" : "query connection", c->conn);
+				return;
+		}
+	}
+	if ((revents & EV_WRITE) && pgc_flush(c) < 0)
+	{
+		db_fail(f, is_repl ? "replication connection" : "query connection", c->conn);
+		return;
+	}
+	if (revents & EV_READ)
+	{
+		if (is_repl)
+			repl_readable(f);
+		else
+			query_readable(f);
+	}
+}
+
+static bool
+pgc_open(struct fanout *f, struct pgc *c, bool replication)
+{
+	c->f = f;
+	c->fd = -1;
+	c->events = 0;
+	c->conn = connect_start(f, replication);
+	if (!c->conn)
+		return false;
+	c->connecting = true;
+	pgc_watch(c, EV_WRITE);
+	timer_start(&f->db.connect_timer, CONNECT_TIMEOUT_US);
+	return true;
+}
+
+static void
+connect_timeout_cb(struct fanout *f)
+{
+	if (f->db.repl.connecting || f->db.query.connecting)
+		db_fail(f, "connection timed out", NULL);
+}
+
+/*
+ * Records why (in the log only: /healthz never shows it), drops both
+ * connections, schedules a reconnection.
+ */
 static void
 db_fail(struct fanout *f, const char *what, PGconn *conn)
 {
-	char		reason[200];
+	char		reason[300];
 	const char *msg = conn ? PQerrorMessage(conn) : "";
-	size_t		n;
+	char	   *w = reason;
 
+	/* libpq's multi-line messages, on one log line */
 	snprintf(reason, sizeof(reason), "%s", msg && *msg ? msg : "connection lost");
-	n = strlen(reason);
-	while (n > 0 && (reason[n - 1] == '\n' || reason[n - 1] == ' '))
-		reason[--n] = '\0';
+	for (char *c = reason; *c; c++)
 	{
-		/* libpq's multi-line messages, on one log line */
-		char	   *w = reason;
+		char		ch = (*c == '\n' || *c == '\t' || *c == '\r') ? ' ' : *c;
 
-		for (char *c = reason; *c; c++)
-		{
-			char		ch = (*c == '\n' || *c == '\t') ? ' ' : *c;
-
-			if (ch == ' ' && w > reason && w[-1] == ' ')
-				continue;
-			*w++ = ch;
-		}
-		*w = '\0';
+		if (ch == ' ' && (w == reason || w[-1] == ' '))
+			continue;
+		*w++ = ch;
 	}
-	snprintf(f->db.last_error, sizeof(f->db.last_error), "%s: %s", what, reason);
+	while (w > reason && w[-1] == ' ')
+		w--;
+	*w = '\0';
 	db_stop(f);
 	if (!f->stopping)
 	{
-		logmsg("postgres: %s; reconnecting in %d ms", f->db.last_error, f->db.backoff_ms);
+		logmsg("postgres: %s: %s; reconnecting in %d ms", what, reason, f->db.backoff_ms);
 		schedule_retry(f);
 	}
 }
@@ -238,92 +345,162 @@ retry_cb(struct fanout *f)
 void
 db_start(struct fanout *f)
 {
-	char		sql[256];
-
 	if (!f->db.retry_timer.f)
 	{
 		timer_init(f, &f->db.retry_timer, retry_cb);
 		timer_init(f, &f->db.status_timer, status_cb);
+		timer_init(f, &f->db.connect_timer, connect_timeout_cb);
+		timer_init(f, &f->db.stop_timer, stop_timeout_cb);
+		ev_init(&f->db.repl.io, pgc_io);
+		ev_init(&f->db.query.io, pgc_io);
+		f->db.repl.fd = f->db.query.fd = -1;
 	}
-	if (f->stopping || f->db.repl)
+	if (f->stopping || f->db.repl.conn)
 		return;
-	f->db.repl = connect_db(f, true);
-	if (!f->db.repl)
-		return;
-	f->db.repl_wsi = adopt(f, f->db.repl);
-	if (!f->db.repl_wsi)
-	{
-		db_fail(f, "adopt socket", NULL);
-		return;
-	}
+	pgc_open(f, &f->db.repl, true);
+}
+
+/* the replication connection is up: create the slot */
+static void
+repl_connected(struct fanout *f)
+{
+	char		sql[256];
+
 	snprintf(f->db.slot, sizeof(f->db.slot), "poll_fanout_%d_%lld", (int) getpid(),
 			 (long long) (now_us() / 1000));
 	snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput",
 			 f->db.slot);
-	if (!PQsendQuery(f->db.repl, sql))
+	if (!PQsendQuery(f->db.repl.conn, sql) || pgc_flush(&f->db.repl) < 0)
 	{
-		db_fail(f, "create slot", f->db.repl);
+		db_fail(f, "create slot", f->db.repl.conn);
 		return;
 	}
-	PQflush(f->db.repl);
 	f->db.state = REPL_SLOT;
 	f->db.resynced = false;
 	if (f->verbose)
 		logmsg("postgres: connected, creating slot %s", f->db.slot);
 }
 
-static void
-kill_wsi(struct fanout *f, struct lws **wsi)
-{
-	if (*wsi)
-	{
-		kill_soon(f, *wsi, PENDING_TIMEOUT_KILLED_BY_PARENT);
-		*wsi = NULL;
-	}
-}
-
 void
 db_stop(struct fanout *f)
 {
-	if (f->stopping && f->db.repl && f->db.state == REPL_STREAMING)
-	{
-		/* a clean end of the copy, as pg_recvlogical does */
-		PQsetnonblocking(f->db.repl, 0);
-		send_status(f, false);
-		PQputCopyEnd(f->db.repl, NULL);
-		PQflush(f->db.repl);
-	}
-	if (f->db.repl)
-		PQfinish(f->db.repl);
-	if (f->db.query)
-		PQfinish(f->db.query);
-	f->db.repl = f->db.query = NULL;
-	kill_wsi(f, &f->db.repl_wsi);
-	kill_wsi(f, &f->db.query_wsi);
+	pgc_close(&f->db.repl);
+	pgc_close(&f->db.query);
 	f->db.state = REPL_DOWN;
 	f->db.query_busy = false;
 	f->db.resynced = false;
 	pgo_relcache_free(&f->db.rels);
 	timer_stop(&f->db.status_timer);
-	/* requeue every poll at the next connection: see start_streaming */
+	timer_stop(&f->db.connect_timer);
+	timer_stop(&f->db.stop_timer);
+	/* requeue every poll at the next connection: see query_connected */
+}
+
+/*
+ * A clean end of the copy, as pg_recvlogical does: a last status, our
+ * CopyDone, then (on the loop, at most STOP_TIMEOUT_US) the server's
+ * CopyDone and CommandComplete before the connection closes, so that the
+ * walsender never writes to a closed socket.  done() runs either way.
+ */
+void
+db_shutdown(struct fanout *f, void (*done) (struct fanout *f))
+{
+	f->db.on_stopped = done;
+	timer_stop(&f->db.retry_timer);
+	if (f->db.state != REPL_STREAMING || !f->db.repl.conn ||
+		send_status(f, false) < 0 || PQputCopyEnd(f->db.repl.conn, NULL) <= 0 ||
+		pgc_flush(&f->db.repl) < 0)
+	{
+		db_stop(f);
+		done(f);
+		return;
+	}
+	pgc_close(&f->db.query);
+	f->db.state = REPL_STOPPING;
+	timer_start(&f->db.stop_timer, STOP_TIMEOUT_US);
 }
 
 static void
-status_cb(struct fanout *f)
+stop_timeout_cb(struct fanout *f)
 {
-	if (f->db.state != REPL_STREAMING)
+	if (f->db.state != REPL_STOPPING)
 		return;
-	if (send_status(f, false) < 0)
+	logmsg("postgres: the server did not end the copy within %d ms", STOP_TIMEOUT_US / 1000);
+	stopped(f);
+}
+
+static void
+stopped(struct fanout *f)
+{
+	void		(*done) (struct fanout *f) = f->db.on_stopped;
+
+	db_stop(f);
+	f->db.on_stopped = NULL;
+	if (done)
+		done(f);
+}
+
+/* after our CopyDone: the server's CopyDone, then the command's results */
+static void
+repl_stopping_readable(struct fanout *f)
+{
+	PGconn	   *conn = f->db.repl.conn;
+	char	   *buf;
+	int			n;
+
+	if (!PQconsumeInput(conn))
 	{
-		db_fail(f, "standby status update", f->db.repl);
+		stopped(f);
 		return;
 	}
-	timer_start(&f->db.status_timer, STATUS_INTERVAL_US);
+	/* what the server sent before its CopyDone; -1 once that came, -2 past the copy */
+	while ((n = PQgetCopyData(conn, &buf, 1)) > 0)
+		PQfreemem(buf);
+	if (n == 0)
+		return;
+	while (!PQisBusy(conn))
+	{
+		PGresult   *res = PQgetResult(conn);
+
+		if (!res)
+		{
+			stopped(f);			/* CommandComplete and ReadyForQuery are in: close */
+			return;
+		}
+		PQclear(res);
+	}
+}
+
+/*
+ * Once a second while streaming: the silence watchdog, and every
+ * STATUS_INTERVAL_US a standby status update that asks the server for a
+ * reply, so that even an idle stream brings a keepalive well within
+ * SILENCE_US (the walsender only pings on its own after half its
+ * wal_sender_timeout without hearing from us, and we talk every 10 s).
+ */
+static void
+status_cb(struct fanout *f)
+{
+	int64_t		now = now_us();
+
+	if (f->db.state != REPL_STREAMING)
+		return;
+	if (now - f->db.last_msg_us >= SILENCE_US)
+	{
+		db_fail(f, "nothing from the replication stream for 30 s", NULL);
+		return;
+	}
+	if (now - f->db.last_status_us >= STATUS_INTERVAL_US && send_status(f, true) < 0)
+	{
+		db_fail(f, "standby status update", f->db.repl.conn);
+		return;
+	}
+	timer_start(&f->db.status_timer, 1000 * 1000);
 }
 
 /* standby status update: everything received is also flushed and applied */
 static int
-send_status(struct fanout *f, bool reply)
+send_status(struct fanout *f, bool ping)
 {
 	unsigned char msg[34];
 	uint64_t	lsn = f->db.received_lsn;
@@ -333,34 +510,31 @@ send_status(struct fanout *f, bool reply)
 	put_u64(msg + 9, lsn);
 	put_u64(msg + 17, lsn);
 	put_u64(msg + 25, (uint64_t) pg_now_us());
-	msg[33] = reply ? 1 : 0;
-	if (PQputCopyData(f->db.repl, (const char *) msg, sizeof(msg)) <= 0)
+	msg[33] = ping ? 1 : 0;		/* asks the server to answer now */
+	if (PQputCopyData(f->db.repl.conn, (const char *) msg, sizeof(msg)) <= 0 ||
+		pgc_flush(&f->db.repl) < 0)
 		return -1;
-	if (PQflush(f->db.repl) > 0 && f->db.repl_wsi)
-		lws_callback_on_writable(f->db.repl_wsi);
 	f->db.last_status_us = now_us();
 	return 0;
 }
 
+/* START_REPLICATION answered: stream, then open the query connection */
 static void
 start_streaming(struct fanout *f)
 {
 	f->db.state = REPL_STREAMING;
-	f->db.backoff_ms = BACKOFF_MIN_MS;
 	f->db.last_msg_us = now_us();
+	f->db.last_status_us = now_us();
 	logmsg("postgres: streaming from slot %s (publication %s)", f->db.slot, f->publication);
-	timer_start(&f->db.status_timer, STATUS_INTERVAL_US);
+	timer_start(&f->db.status_timer, 1000 * 1000);
+	pgc_open(f, &f->db.query, false);
+}
 
-	f->db.query = connect_db(f, false);
-	if (!f->db.query)
-		return;
-	f->db.query_wsi = adopt(f, f->db.query);
-	if (!f->db.query_wsi)
-	{
-		db_fail(f, "adopt socket", NULL);
-		return;
-	}
-	/* resync: every cached poll gets a fresh snapshot, taken after the slot */
+/* the query connection is up: every cached poll gets a fresh snapshot, taken after the slot */
+static void
+query_connected(struct fanout *f)
+{
+	f->db.backoff_ms = BACKOFF_MIN_MS;
 	f->db.queue_head = f->db.queue_tail = NULL;
 	for (int b = 0; b < POLL_BUCKETS; b++)
 		for (struct poll *p = f->buckets[b]; p; p = p->next_in_bucket)
@@ -409,13 +583,12 @@ query_next(struct fanout *f)
 		f->db.queue_tail = NULL;
 	p->queued = false;
 	snprintf(id, sizeof(id), "%lld", (long long) p->id);
-	if (!PQsendQueryParams(f->db.query, snapshot_sql, 1, NULL, params, NULL, NULL, 0))
+	if (!PQsendQueryParams(f->db.query.conn, snapshot_sql, 1, NULL, params, NULL, NULL, 0) ||
+		pgc_flush(&f->db.query) < 0)
 	{
-		db_fail(f, "snapshot query", f->db.query);
+		db_fail(f, "snapshot query", f->db.query.conn);
 		return;
 	}
-	if (PQflush(f->db.query) > 0)
-		lws_callback_on_writable(f->db.query_wsi);
 	f->db.query_busy = true;
 	f->db.query_poll = p->id;
 }
@@ -439,7 +612,7 @@ handle_result(struct fanout *f, PGresult *res)
 		 * poll is re-snapshotted after the reconnection.  Otherwise a poll
 		 * being loaded is reported unknown; a loaded one keeps its state.
 		 */
-		if (!state || PQstatus(f->db.query) != CONNECTION_OK ||
+		if (!state || PQstatus(f->db.query.conn) != CONNECTION_OK ||
 			strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0)
 			return;
 		if (p && p->state == POLL_LOADING)
@@ -476,14 +649,14 @@ handle_result(struct fanout *f, PGresult *res)
 static void
 query_readable(struct fanout *f)
 {
-	if (!PQconsumeInput(f->db.query))
+	if (!PQconsumeInput(f->db.query.conn))
 	{
-		db_fail(f, "query connection", f->db.query);
+		db_fail(f, "query connection", f->db.query.conn);
 		return;
 	}
-	while (f->db.query_busy && !PQisBusy(f->db.query))
+	while (f->db.query_busy && !PQisBusy(f->db.query.conn))
 	{
-		PGresult   *res = PQgetResult(f->db.query);
+		PGresult   *res = PQgetResult(f->db.query.conn);
 
 		if (!res)
 		{
@@ -553,7 +726,7 @@ handle_copy_data(struct fanout *f, const unsigned char *buf, size_t len)
 		if (end > f->db.received_lsn)
 			f->db.received_lsn = end;
 		if (buf[17] && send_status(f, true) < 0)
-			db_fail(f, "keepalive reply", f->db.repl);
+			db_fail(f, "keepalive reply", f->db.repl.conn);
 		return;
 	}
 	if (len < 25 || buf[0] != 'w')
@@ -579,9 +752,11 @@ handle_copy_data(struct fanout *f, const unsigned char *buf, size_t len)
 static void
 repl_setup_results(struct fanout *f)
 {
-	while (!PQisBusy(f->db.repl))
+	PGconn	   *conn = f->db.repl.conn;
+
+	while (!PQisBusy(conn))
 	{
-		PGresult   *res = PQgetResult(f->db.repl);
+		PGresult   *res = PQgetResult(conn);
 		ExecStatusType st;
 
 		if (!res)
@@ -599,14 +774,14 @@ repl_setup_results(struct fanout *f)
 		PQclear(res);
 		if (f->db.state == REPL_SLOT && st != PGRES_TUPLES_OK)
 		{
-			db_fail(f, "create replication slot", f->db.repl);
+			db_fail(f, "create replication slot", conn);
 			return;
 		}
 		if (f->db.state == REPL_STARTING)
 		{
 			if (st != PGRES_COPY_BOTH)
 			{
-				db_fail(f, "start replication", f->db.repl);
+				db_fail(f, "start replication", conn);
 				return;
 			}
 			start_streaming(f);
@@ -619,23 +794,23 @@ static int
 send_start_replication(struct fanout *f)
 {
 	char		sql[512];
-	char	   *pub = PQescapeLiteral(f->db.repl, f->publication, strlen(f->publication));
+	PGconn	   *conn = f->db.repl.conn;
+	char	   *pub = PQescapeLiteral(conn, f->publication, strlen(f->publication));
 
 	if (!pub)
 	{
-		db_fail(f, "publication name", f->db.repl);
+		db_fail(f, "publication name", conn);
 		return -1;
 	}
 	snprintf(sql, sizeof(sql),
 			 "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s)",
 			 f->db.slot, pub);
 	PQfreemem(pub);
-	if (!PQsendQuery(f->db.repl, sql))
+	if (!PQsendQuery(conn, sql) || pgc_flush(&f->db.repl) < 0)
 	{
-		db_fail(f, "start replication", f->db.repl);
+		db_fail(f, "start replication", conn);
 		return -1;
 	}
-	PQflush(f->db.repl);
 	f->db.state = REPL_STARTING;
 	return 0;
 }
@@ -643,18 +818,25 @@ send_start_replication(struct fanout *f)
 static void
 repl_readable(struct fanout *f)
 {
-	if (!PQconsumeInput(f->db.repl))
+	PGconn	   *conn = f->db.repl.conn;
+
+	if (f->db.state == REPL_STOPPING)
 	{
-		db_fail(f, "replication connection", f->db.repl);
+		repl_stopping_readable(f);
+		return;
+	}
+	if (!PQconsumeInput(conn))
+	{
+		db_fail(f, "replication connection", conn);
 		return;
 	}
 	if (f->db.state == REPL_SLOT || f->db.state == REPL_STARTING)
 		repl_setup_results(f);
 	/* everything libpq has buffered, without blocking */
-	while (f->db.state == REPL_STREAMING && f->db.repl)
+	while (f->db.state == REPL_STREAMING && f->db.repl.conn)
 	{
 		char	   *buf = NULL;
-		int			n = PQgetCopyData(f->db.repl, &buf, 1);
+		int			n = PQgetCopyData(conn, &buf, 1);
 
 		if (n == 0)
 			return;
@@ -662,7 +844,7 @@ repl_readable(struct fanout *f)
 		{
 			if (buf)
 				PQfreemem(buf);
-			db_fail(f, n == -1 ? "replication stream ended" : "replication stream", f->db.repl);
+			db_fail(f, n == -1 ? "replication stream ended" : "replication stream", conn);
 			return;
 		}
 		handle_copy_data(f, (const unsigned char *) buf, (size_t) n);
@@ -674,51 +856,6 @@ repl_readable(struct fanout *f)
 void
 db_poll_stream(struct fanout *f)
 {
-	if (f->db.repl && f->db.repl_wsi && f->db.state == REPL_STREAMING)
+	if (f->db.repl.conn && f->db.state == REPL_STREAMING)
 		repl_readable(f);
-}
-
-int
-db_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-				void *in, size_t len)
-{
-	struct fanout *f = lws_context_user(lws_get_context(wsi));
-	bool		is_repl = wsi == f->db.repl_wsi;
-	bool		is_query = wsi == f->db.query_wsi;
-
-	(void) user;
-	(void) in;
-	(void) len;
-	switch (reason)
-	{
-		case LWS_CALLBACK_RAW_RX_FILE:
-			if (is_repl)
-				repl_readable(f);
-			else if (is_query)
-				query_readable(f);
-			else
-				return -1;		/* a connection we already dropped */
-			break;
-		case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-			if (is_repl && PQflush(f->db.repl) > 0)
-				lws_callback_on_writable(wsi);
-			else if (is_query && PQflush(f->db.query) > 0)
-				lws_callback_on_writable(wsi);
-			break;
-		case LWS_CALLBACK_RAW_CLOSE_FILE:
-			if (is_repl)
-			{
-				f->db.repl_wsi = NULL;
-				db_fail(f, "replication socket closed", f->db.repl);
-			}
-			else if (is_query)
-			{
-				f->db.query_wsi = NULL;
-				db_fail(f, "query socket closed", f->db.query);
-			}
-			break;
-		default:
-			break;
-	}
-	return 0;
 }
