@@ -1,6 +1,6 @@
 /*
  * poll.c — the poll extension's entry point: settings, shared state, and
- * the commit hook that wakes the background worker.
+ * the commit hook that wakes the background worker (and its launcher).
  *
  * The locking protocol of the shared state (PollShared) is described in
  * poll.h, beside the struct.
@@ -39,6 +39,9 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /* Did the current transaction write a change record? */
 static bool change_written = false;
 
+/* Did it call poll._worker_wake()? */
+static bool wake_requested = false;
+
 static void poll_shmem_request(void);
 static void poll_shmem_startup(void);
 static void poll_xact_callback(XactEvent event, void *arg);
@@ -58,7 +61,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = poll_shmem_startup;
 
-	poll_register_worker();
+	poll_register_launcher();
 }
 
 static void
@@ -161,6 +164,20 @@ poll_note_change_written(void)
 }
 
 /*
+ * poll._worker_wake(): wakes the launcher and the worker at the commit of
+ * the calling transaction.  The install script calls it last, so that a
+ * poll.database that just got the extension (or was just created) is
+ * served at once, not at the launcher's or the worker's next look.
+ */
+PG_FUNCTION_INFO_V1(poll_worker_wake);
+Datum
+poll_worker_wake(PG_FUNCTION_ARGS)
+{
+	wake_requested = true;
+	PG_RETURN_VOID();
+}
+
+/*
  * At commit (after the transaction became visible), wake the worker so a
  * vote never waits for a timer.  Under load the latch is already set and
  * SetLatch returns at once: one fold absorbs every vote committed meanwhile.
@@ -172,22 +189,26 @@ poll_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (change_written && poll_shared != NULL)
+			if ((change_written || wake_requested) && poll_shared != NULL)
 			{
-				Latch	   *latch;
+				Latch	   *worker;
+				Latch	   *launcher;
 
 				SpinLockAcquire(&poll_shared->mutex);
-				latch = poll_shared->worker_latch;
+				worker = poll_shared->worker_latch;
+				launcher = wake_requested ? poll_shared->launcher_latch : NULL;
 				SpinLockRelease(&poll_shared->mutex);
-				if (latch != NULL)
-					SetLatch(latch);
+				if (worker != NULL)
+					SetLatch(worker);
+				if (launcher != NULL)
+					SetLatch(launcher);
 			}
-			change_written = false;
+			change_written = wake_requested = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			change_written = false;
+			change_written = wake_requested = false;
 			break;
 		default:
 			break;

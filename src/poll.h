@@ -3,7 +3,7 @@
  *
  * poll.c owns _PG_init, the settings and the shared state; cache.c the
  * per-session cache of poll settings; vote.c the vote path; worker.c the
- * background worker that folds.
+ * launcher and the background worker that folds.
  */
 #ifndef POLL_H
 #define POLL_H
@@ -27,30 +27,43 @@ extern int	poll_max_segments;
 extern int	poll_segment_min_ballots;
 
 /*
- * The state shared between the background worker and every session.
+ * The state shared between the launcher, the fold worker and every session
+ * (worker.c describes the two processes).
  *
- * Who writes, who reads, under which lock:
+ * Who writes, who reads, under which lock (mutex, a spinlock, for every
+ * field):
+ *	- launcher_latch, launcher_pid: written by the launcher when it starts
+ *	  and when it exits; read by any session at commit (poll_worker_wake)
+ *	  and by the worker when it exits, to set the latch.
  *	- worker_latch, worker_pid, database, started_at: written by the worker
- *	  when it starts and when it exits, under mutex; read by any session
- *	  under mutex (poll_wake_worker at commit, poll._worker_status()).
+ *	  that claims them (poll_worker_main, only while worker_pid is 0) and
+ *	  cleared by that worker when it exits; read by any session at commit
+ *	  (to set the latch), by poll._worker_status(), and by a launcher that
+ *	  holds no handle of a worker (a worker left by a launcher that exited
+ *	  still runs, and no second one is started while worker_pid is set).
+ *	  At most one worker folds: a worker that finds worker_pid set exits.
+ *	- worker_connects: incremented by each worker that claims; read by the
+ *	  launcher when its worker exits, to tell an exit before connecting
+ *	  (backoff) from the exit of a worker that served (restart soon).
  *	- last_fold_at, folds, changes_folded, errors, last_error: written by
- *	  the worker only, under mutex; read by poll._worker_status().
- *	- connect_failed: set by a worker whose connection to poll.database
- *	  failed (its exit callback, when InitPostgres raised FATAL), cleared by
- *	  the worker that connects; read by the next worker at start, which then
- *	  waits without a database connection until poll.database exists
- *	  instead of failing every bgw_restart_time.  Under mutex.
+ *	  the worker only; read by poll._worker_status().
  * A session sets worker_latch at the commit of any transaction that wrote
- * a change record.  A latch set spuriously (a worker that just exited, its
+ * a change record, and both latches at the commit of a transaction that
+ * called poll._worker_wake() (the install script does: the first votes
+ * after CREATE EXTENSION need not wait for the launcher's or the worker's
+ * next look).  A latch set spuriously (a process that just exited, its
  * PGPROC reused) only causes one extra wake-up; a missed set costs at most
- * poll.fold_interval, the worker's timeout.
+ * poll.fold_interval for the worker and one second for the launcher,
+ * their timeouts.
  */
 typedef struct PollShared
 {
 	slock_t		mutex;
+	Latch	   *launcher_latch;
+	pid_t		launcher_pid;
 	Latch	   *worker_latch;
 	pid_t		worker_pid;
-	bool		connect_failed;
+	uint64		worker_connects;
 	char		database[NAMEDATALEN];
 	TimestampTz started_at;
 	TimestampTz last_fold_at;
@@ -66,7 +79,8 @@ extern PollShared *poll_shared;	/* NULL unless preloaded */
 extern void poll_note_change_written(void);
 
 /* worker.c */
-extern void poll_register_worker(void);
+extern void poll_register_launcher(void);
+extern PGDLLEXPORT void poll_launcher_main(Datum arg);
 extern PGDLLEXPORT void poll_worker_main(Datum arg);
 
 /*

@@ -1,39 +1,55 @@
 /*
- * worker.c — the background worker that folds votes continuously.
+ * worker.c — the launcher, and the background worker that folds votes
+ * continuously.
  *
- * One worker per cluster, serving the database poll.database.  It sleeps
- * on its latch, which every session sets at the commit of a transaction
- * that voted (poll.c), so a vote is folded as soon as it commits; under
- * load the latch is set again while a fold runs, and the next fold absorbs
- * everything committed meanwhile.  After each fold the worker rests
- * FOLD_REST_FACTOR times the fold's duration (FOLD_REST_MIN_US to
- * FOLD_REST_MAX_US): each fold is a transaction with a commit, and at
- * thousands of votes per second folding on every wake-up would spend a
- * core on commits alone; the rest bounds folding to a fifth of the worker's
- * time and batches hundreds of votes into one fold.  poll.fold_interval
- * bounds the sleep when no wake-up comes.
- * Every 500 ms it also records status changes made by the clock, applies
- * rollup retention, and vacuums poll.change when it folded anything: that
- * queue table turns over thousands of rows a second, and a fold's DELETE
- * and every poll.results query scan it whole, so it must not wait for
- * autovacuum's next round (a minute by default) to be emptied.
+ * The launcher is the static background worker registered in _PG_init.
+ * It connects to no database (a process connects to one database, once,
+ * and poll.database may not exist yet), looks in pg_database every second
+ * or when a commit that called poll._worker_wake() sets its latch, and
+ * when poll.database exists starts the fold worker as a dynamic background
+ * worker connected to it.  When the worker exits (terminated, its database
+ * dropped WITH (FORCE), a FATAL at connect) the launcher starts another
+ * after WORKER_RESTART_MS, doubling the delay up to MAX_BACKOFF_MS while
+ * workers exit without having connected.  A missing database is logged
+ * once and costs no FATAL: the worker starts only once it can connect.
+ *
+ * The fold worker serves poll.database.  It sleeps on its latch, which
+ * every session sets at the commit of a transaction that voted (poll.c),
+ * so a vote is folded as soon as it commits; under load the latch is set
+ * again while a fold runs, and the next fold absorbs everything committed
+ * meanwhile.  After each fold the worker rests FOLD_REST_FACTOR times the
+ * fold's duration (FOLD_REST_MIN_US to FOLD_REST_MAX_US): each fold is a
+ * transaction with a commit, and at thousands of votes per second folding
+ * on every wake-up would spend a core on commits alone; the rest bounds
+ * folding to a fifth of the worker's time and batches hundreds of votes
+ * into one fold.  poll.fold_interval bounds the sleep when no wake-up
+ * comes.  Every 500 ms it also records status changes made by the clock,
+ * applies rollup retention, and vacuums poll.change when it folded
+ * anything: that queue table turns over thousands of rows a second, and a
+ * fold's DELETE and every poll.results query scan it whole, so it must not
+ * wait for autovacuum's next round (a minute by default) to be emptied.
+ *
+ * The worker runs as the bootstrap superuser in a database whose owner
+ * may create objects: its session's search_path is pg_catalog, pg_temp and
+ * every statement it runs names its functions and types schema-qualified,
+ * so nothing a user creates is ever called.  It never waits on a lock for
+ * long (lock_timeout WORKER_LOCK_TIMEOUT): a lock it cannot skip is an
+ * error, not a stall.
  *
  * Each unit of work is its own transaction.  An error is logged, counted
  * in shared memory and retried with backoff: the worker never exits on an
- * ERROR (no crash loop).  One poll whose changes cannot be folded (a
- * constraint someone added, a damaged row) must not stop the folding of
- * the others: when a fold of all polls fails, each pending poll is folded
- * alone, and a poll that fails alone is quarantined — left out of later
- * folds, its changes kept pending (poll.results still counts them) and
- * retried alone every QUARANTINE_RETRY_MS.  Folding is poll.fold(), which is safe to run
- * concurrently with a manual poll.fold() (see poll--1.0.sql).
- *
- * A missing extension is logged once and looked for every second (or at a
- * vote's wake-up).  A missing database cannot be waited for in the same
- * process, which connects once: the worker that failed to connect marks
- * PollShared.connect_failed, and the next one connects to no database,
- * logs once, checks pg_database every second and exits when the database
- * exists, so that the postmaster starts one that connects to it.
+ * ERROR (no crash loop).  Folding and the status clock back off apart, so
+ * that one's failure does not stop the other.  One poll whose changes
+ * cannot be folded (a constraint someone added, a damaged row, a row lock
+ * held past the lock timeout) must not stop the folding of the others:
+ * when a fold of all polls fails, each pending poll is folded alone, and a
+ * poll that fails alone is quarantined — left out of later folds, its
+ * changes kept pending (poll.results still counts them) and retried alone
+ * every QUARANTINE_RETRY_MS.  A lock on a whole table of the extension
+ * stops every poll alike: that is retried with backoff, not isolated.
+ * Folding is poll._fold(), which is safe to run concurrently with a
+ * manual poll.fold() (see poll--1.1.sql).  A missing extension is logged
+ * once and looked for every second (or at a wake-up).
  */
 #include "postgres.h"
 
@@ -42,6 +58,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "commands/vacuum.h"
 #include "executor/spi.h"
@@ -54,10 +71,12 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -65,6 +84,8 @@
 
 #include "poll.h"
 
+#define LAUNCHER_LOOK_MS	1000	/* the launcher's look at pg_database */
+#define WORKER_RESTART_MS	1000	/* after the worker exits */
 #define TICK_MS			500		/* status clock and retention */
 #define FOLD_REST_FACTOR	4	/* rest after a fold, in multiples of its duration */
 #define FOLD_REST_MIN_US	1000
@@ -72,6 +93,9 @@
 #define MAX_BACKOFF_MS	30000
 #define MAX_QUARANTINE	64
 #define QUARANTINE_RETRY_MS 5000
+#define QUARANTINE_RETRY_BUDGET_MS 500	/* per round, so that retries never stall the others */
+#define WORKER_LOCK_TIMEOUT "500ms"
+#define EXTENSION_LOOK_MS	1000
 
 typedef enum StepResult
 {
@@ -80,41 +104,327 @@ typedef enum StepResult
 	STEP_FAILED
 } StepResult;
 
+typedef enum DatabaseState
+{
+	DATABASE_CONNECTABLE,
+	DATABASE_MISSING,
+	DATABASE_NOT_CONNECTABLE,	/* datallowconn off, or a half-dropped database */
+	DATABASE_UNKNOWN			/* pg_database locked: look again later */
+} DatabaseState;
+
+static DatabaseState database_state(const char *name);
+static BackgroundWorkerHandle *start_worker(void);
+static void launcher_detach(int code, Datum arg);
 static void worker_detach(int code, Datum arg);
+static bool claim_worker(void);
+static void set_session_settings(void);
 static StepResult run_step(const char *activity, void (*step) (void));
-static void fold_step(void);
-static void tick_step(void);
+static StepResult fold_round(void);
+static StepResult tick_round(void);
+static int	next_backoff(StepResult r, int backoff_ms);
+
+/* ----------------------------------------------------------------
+ * The launcher
+ * ---------------------------------------------------------------- */
 
 void
-poll_register_worker(void)
+poll_register_launcher(void)
 {
 	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	snprintf(worker.bgw_name, BGW_MAXLEN, "poll launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "poll launcher");
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "poll");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "poll_launcher_main");
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+launcher_detach(int code, Datum arg)
+{
+	SpinLockAcquire(&poll_shared->mutex);
+	poll_shared->launcher_latch = NULL;
+	poll_shared->launcher_pid = 0;
+	SpinLockRelease(&poll_shared->mutex);
+}
+
+/*
+ * Whether a database of that name exists and accepts connections.
+ * Connected to no database, only a heap scan of the shared catalog
+ * pg_database works (as the autovacuum launcher reads it): the syscache and
+ * its index need a database.  It never waits: when pg_database is locked
+ * (VACUUM FULL), it says so and the launcher looks again later.
+ */
+static DatabaseState
+database_state(const char *name)
+{
+	DatabaseState state = DATABASE_MISSING;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	StartTransactionCommand();
+	if (!ConditionalLockRelationOid(DatabaseRelationId, AccessShareLock))
+	{
+		CommitTransactionCommand();
+		return DATABASE_UNKNOWN;
+	}
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, NoLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(db->datname), name) != 0)
+			continue;
+		state = db->datallowconn ? DATABASE_CONNECTABLE : DATABASE_NOT_CONNECTABLE;
+#ifdef DATCONNLIMIT_INVALID_DB
+		if (db->datconnlimit == DATCONNLIMIT_INVALID_DB)
+			state = DATABASE_NOT_CONNECTABLE;
+#endif
+		break;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return state;
+}
+
+/* Starts the fold worker; NULL (logged once) when no slot is free. */
+static BackgroundWorkerHandle *
+start_worker(void)
+{
+	static bool no_slot_logged = false;
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
 
 	memset(&worker, 0, sizeof(worker));
 	snprintf(worker.bgw_name, BGW_MAXLEN, "poll fold worker");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "poll fold worker");
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher restarts it */
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "poll");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "poll_worker_main");
-	RegisterBackgroundWorker(&worker);
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		no_slot_logged = false;
+		return handle;
+	}
+	if (!no_slot_logged)
+		ereport(LOG,
+				(errmsg("poll launcher: no background worker slot is free for the fold worker; trying again every second"),
+				 errhint("Raise max_worker_processes.")));
+	no_slot_logged = true;
+	return NULL;
 }
 
+/*
+ * The worker's pid in shared memory (0: none runs) and how many workers
+ * have claimed it so far.
+ */
+static pid_t
+shared_worker(uint64 *connects)
+{
+	pid_t		pid;
+
+	SpinLockAcquire(&poll_shared->mutex);
+	pid = poll_shared->worker_pid;
+	*connects = poll_shared->worker_connects;
+	SpinLockRelease(&poll_shared->mutex);
+	return pid;
+}
+
+void
+poll_launcher_main(Datum arg)
+{
+	BackgroundWorkerHandle *worker = NULL;
+	uint64		connects_before = 0;
+	TimestampTz start_after = 0;
+	int			restart_ms = WORKER_RESTART_MS;
+	DatabaseState logged = DATABASE_CONNECTABLE;	/* the last state logged */
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("poll launcher");
+
+	SpinLockAcquire(&poll_shared->mutex);
+	poll_shared->launcher_latch = MyLatch;
+	poll_shared->launcher_pid = MyProcPid;
+	SpinLockRelease(&poll_shared->mutex);
+	before_shmem_exit(launcher_detach, (Datum) 0);
+
+	while (!ShutdownRequestPending)
+	{
+		long		timeout = LAUNCHER_LOOK_MS;
+		pid_t		pid;
+		uint64		connects;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (worker != NULL && GetBackgroundWorkerPid(worker, &pid) == BGWH_STOPPED)
+		{
+			/* a worker that never connected backs off; one that served restarts soon */
+			pfree(worker);
+			worker = NULL;
+			(void) shared_worker(&connects);
+			restart_ms = connects == connects_before
+				? Min(MAX_BACKOFF_MS, restart_ms * 2) : WORKER_RESTART_MS;
+			start_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), restart_ms);
+		}
+
+		/*
+		 * Without a handle, a worker can still run: one started by a
+		 * launcher that exited (it outlives it).  Its exit sets our latch.
+		 */
+		if (worker == NULL && shared_worker(&connects) == 0)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+			DatabaseState state;
+
+			if (now < start_after)
+				timeout = Max(1, TimestampDifferenceMilliseconds(now, start_after));
+			else if ((state = database_state(poll_database)) == DATABASE_CONNECTABLE)
+			{
+				if (logged != DATABASE_CONNECTABLE)
+					ereport(LOG,
+							(errmsg("poll launcher: database \"%s\" exists now; starting the fold worker",
+									poll_database)));
+				logged = DATABASE_CONNECTABLE;
+				connects_before = connects;
+				worker = start_worker();
+			}
+			else if (state != DATABASE_UNKNOWN && state != logged)
+			{
+				ereport(LOG,
+						(errmsg(state == DATABASE_MISSING
+								? "poll launcher: database \"%s\" (poll.database) does not exist; waiting for it, checking every second"
+								: "poll launcher: database \"%s\" (poll.database) does not accept connections; waiting, checking every second",
+								poll_database)));
+				logged = state;
+			}
+		}
+
+		pgstat_report_activity(STATE_IDLE, worker != NULL ? NULL : "waiting to start the fold worker");
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+
+	/*
+	 * Shutdown, or pg_terminate_backend(): exit code 1, for the postmaster
+	 * to start a launcher again unless the server is stopping.  The worker
+	 * gets its own SIGTERM at shutdown; otherwise it goes on folding and
+	 * the next launcher finds it running.
+	 */
+	proc_exit(1);
+}
+
+/* ----------------------------------------------------------------
+ * The fold worker
+ * ---------------------------------------------------------------- */
+
+/*
+ * Claims the worker's place in shared memory; false when another worker
+ * holds it (see PollShared: at most one worker folds).
+ */
+static bool
+claim_worker(void)
+{
+	bool		claimed = false;
+
+	SpinLockAcquire(&poll_shared->mutex);
+	if (poll_shared->worker_pid == 0)
+	{
+		poll_shared->worker_latch = MyLatch;
+		poll_shared->worker_pid = MyProcPid;
+		poll_shared->worker_connects++;
+		strlcpy(poll_shared->database, poll_database, NAMEDATALEN);
+		poll_shared->started_at = GetCurrentTimestamp();
+		claimed = true;
+	}
+	SpinLockRelease(&poll_shared->mutex);
+	return claimed;
+}
+
+/* Gives the worker's place back and tells the launcher. */
 static void
 worker_detach(int code, Datum arg)
 {
+	Latch	   *launcher;
+
 	SpinLockAcquire(&poll_shared->mutex);
 	poll_shared->worker_latch = NULL;
 	poll_shared->worker_pid = 0;
+	launcher = poll_shared->launcher_latch;
 	SpinLockRelease(&poll_shared->mutex);
+	if (launcher != NULL)
+		SetLatch(launcher);
+}
+
+/*
+ * The worker's session, whatever ALTER DATABASE/ROLE ... SET or the
+ * configuration file say (as if it ran SET first; a function's own SET
+ * clause still applies within it): no user object on its search_path; no
+ * long lock wait; no statement or idle timeout, which would fail folds; read
+ * committed, which the fold's concurrent DELETE relies on; writable.
+ */
+static void
+set_session_settings(void)
+{
+	static const char *const settings[][2] = {
+		{"search_path", "pg_catalog, pg_temp"},
+		{"lock_timeout", WORKER_LOCK_TIMEOUT},
+		{"statement_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"default_transaction_isolation", "read committed"},
+		{"default_transaction_read_only", "off"},
+	};
+
+	for (int i = 0; i < lengthof(settings); i++)
+		SetConfigOption(settings[i][0], settings[i][1], PGC_SUSET, PGC_S_SESSION);
 }
 
 static bool extension_missing_logged = false;
 
+/* SQLSTATE of the last step that failed */
+static int	last_error_code = 0;
+
+/*
+ * Locks the extension against DROP EXTENSION for the rest of the
+ * transaction (DROP takes an exclusive lock on the extension before it
+ * drops its objects), so that a step never sees the extension and then
+ * half of its objects gone: that was an ERROR at every DROP that met a
+ * step.  False when a DROP holds or awaits the lock: no wait.  True too
+ * when there is no extension (get_extension_oid, after the lock, says so).
+ */
+static bool
+lock_extension(void)
+{
+	Oid			ext = get_extension_oid("poll", true);
+
+	return !OidIsValid(ext) ||
+		ConditionalLockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
+}
+
 /*
  * Runs one step in its own transaction.  Returns STEP_NO_EXTENSION when
- * the extension is not installed (logged once until it appears).
+ * the extension is not installed (logged once until it appears) or is
+ * being dropped.
  */
 static StepResult
 run_step(const char *activity, void (*step) (void))
@@ -126,7 +436,9 @@ run_step(const char *activity, void (*step) (void))
 	{
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		if (!OidIsValid(get_extension_oid("poll", true)))
+		if (!lock_extension())
+			result = STEP_NO_EXTENSION;	/* being dropped: look again soon */
+		else if (!OidIsValid(get_extension_oid("poll", true)))
 		{
 			if (!extension_missing_logged)
 				ereport(LOG,
@@ -161,6 +473,7 @@ run_step(const char *activity, void (*step) (void))
 		poll_shared->errors++;
 		strlcpy(poll_shared->last_error, edata->message, sizeof(poll_shared->last_error));
 		SpinLockRelease(&poll_shared->mutex);
+		last_error_code = edata->sqlerrcode;
 		FreeErrorData(edata);
 		result = STEP_FAILED;
 	}
@@ -202,6 +515,9 @@ static int64 fold_only = 0;
 static int64 pending[1024];
 static int	npending = 0;
 
+/* tables_writable_step's result */
+static bool tables_writable = false;
+
 static void
 fold_step(void)
 {
@@ -210,13 +526,14 @@ fold_step(void)
 
 	initStringInfo(&sql);
 	if (fold_only != 0)
-		appendStringInfo(&sql, "SELECT poll._fold(" INT64_FORMAT ", '{}')", fold_only);
+		appendStringInfo(&sql, "SELECT poll._fold(" INT64_FORMAT "::pg_catalog.int8, '{}'::pg_catalog.int8[])",
+						 fold_only);
 	else
 	{
-		appendStringInfoString(&sql, "SELECT poll._fold(NULL, '{");
+		appendStringInfoString(&sql, "SELECT poll._fold(NULL::pg_catalog.int8, '{");
 		for (int i = 0; i < nquarantine; i++)
 			appendStringInfo(&sql, "%s" INT64_FORMAT, i > 0 ? "," : "", quarantine[i]);
-		appendStringInfoString(&sql, "}')");
+		appendStringInfoString(&sql, "}'::pg_catalog.int8[])");
 	}
 	folded = exec_int8(sql.data);
 
@@ -234,7 +551,7 @@ pending_step(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute("SELECT DISTINCT poll_id FROM poll.change", true, lengthof(pending)) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT DISTINCT c.poll_id FROM poll.change c", true, lengthof(pending)) != SPI_OK_SELECT)
 		elog(ERROR, "reading pending polls failed");
 	npending = 0;
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -253,15 +570,49 @@ pending_step(void)
 }
 
 /*
+ * Whether every table of the extension can be written at once: a lock on a
+ * whole table (LOCK TABLE, an ALTER TABLE in an open transaction) stops the
+ * folds of all polls alike, and folding them one by one would only wait
+ * for it once per poll.
+ */
+static void
+tables_writable_step(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute("SELECT c.oid FROM pg_catalog.pg_class c"
+					" WHERE c.relnamespace OPERATOR(pg_catalog.=) 'poll'::pg_catalog.regnamespace"
+					" AND c.relkind OPERATOR(pg_catalog.=) 'r'::pg_catalog.\"char\"",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the extension's tables failed");
+	tables_writable = true;
+	for (uint64 i = 0; i < SPI_processed && tables_writable; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		tables_writable = ConditionalLockRelationOid(relid, RowExclusiveLock);
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+}
+
+/*
  * After a failed fold of all polls: fold each pending poll alone and
  * quarantine those that fail alone.  Returns true when that isolated the
- * failure (the folds of all polls can go on).
+ * failure (the folds of all polls can go on).  A lock timeout with a table
+ * locked is no one poll's failure: nothing is isolated.
  */
 static bool
 isolate_failing_polls(void)
 {
 	bool		isolated = false;
 
+	if (last_error_code == ERRCODE_LOCK_NOT_AVAILABLE &&
+		(run_step("checking locks on the extension's tables", tables_writable_step) != STEP_OK ||
+		 !tables_writable))
+		return false;
 	if (run_step("finding the poll that fails to fold", pending_step) != STEP_OK)
 		return false;
 	for (int i = 0; i < npending; i++)
@@ -280,177 +631,135 @@ isolate_failing_polls(void)
 	return isolated;
 }
 
-/* Retries each quarantined poll alone; one that folds leaves quarantine. */
+/*
+ * Retries quarantined polls alone; one that folds leaves quarantine.  A
+ * round stops after QUARANTINE_RETRY_BUDGET_MS (each retry may wait out
+ * the lock timeout) and the next one starts where it stopped.
+ */
 static void
 retry_quarantine(void)
 {
-	for (int i = 0; i < nquarantine; i++)
+	static int	next = 0;
+	TimestampTz stop_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  QUARANTINE_RETRY_BUDGET_MS);
+
+	for (int n = nquarantine; n > 0 && nquarantine > 0 && GetCurrentTimestamp() < stop_at; n--)
 	{
+		int			i = next++ % nquarantine;
+
 		fold_only = quarantine[i];
 		if (run_step("folding a quarantined poll", fold_step) == STEP_OK)
 		{
 			ereport(LOG,
 					(errmsg("poll fold worker: poll " INT64_FORMAT " folds again", quarantine[i])));
-			quarantine[i--] = quarantine[--nquarantine];
+			quarantine[i] = quarantine[--nquarantine];
+			next = i;
 		}
 	}
 	fold_only = 0;
 }
 
+/* Folds all polls but the quarantined; isolates a failure; retries the quarantine. */
+static StepResult
+fold_round(void)
+{
+	static TimestampTz next_quarantine_retry = 0;
+	StepResult	r = run_step("folding", fold_step);
+
+	if (r == STEP_FAILED && isolate_failing_polls())
+	{
+		r = STEP_OK;
+		next_quarantine_retry = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															QUARANTINE_RETRY_MS);
+	}
+	if (r == STEP_OK && nquarantine > 0 && GetCurrentTimestamp() >= next_quarantine_retry)
+	{
+		retry_quarantine();
+		next_quarantine_retry = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															QUARANTINE_RETRY_MS);
+	}
+	return r;
+}
+
 static void
 tick_step(void)
 {
-	char		sql[200];
+	char		sql[256];
 
 	exec_int8("SELECT poll._record_status()");
 	snprintf(sql, sizeof(sql),
-			 "SELECT poll._apply_retention(make_interval(secs => %d), make_interval(secs => %d))",
+			 "SELECT poll._apply_retention(pg_catalog.make_interval(secs => %d::pg_catalog.float8),"
+			 " pg_catalog.make_interval(secs => %d::pg_catalog.float8))",
 			 poll_minute_retention_s, poll_hour_retention_s);
 	exec_int8(sql);
 }
 
 /*
- * VACUUM (TRUNCATE false) poll.change, as a top-level command: vacuum()
- * commits the caller's transaction and starts one of its own per table.
- * No truncation: it would need an exclusive lock that voters hold off.
+ * VACUUM (TRUNCATE false, SKIP_LOCKED) poll.change, as a top-level
+ * command: vacuum() commits the caller's transaction and starts one of its
+ * own per table.  No truncation: it would need an exclusive lock that
+ * voters hold off.  When the table is locked (autovacuum is on it), no
+ * wait: the next tick vacuums.  The lock is tried first because VACUUM's
+ * own SKIP_LOCKED logs a WARNING.
  */
 static void
 vacuum_step(void)
 {
-	VacuumStmt *stmt = makeNode(VacuumStmt);
+	VacuumStmt *stmt;
 
+	if (!ConditionalLockRelationOid(poll_change_relid(), ShareUpdateExclusiveLock))
+		return;
+	stmt = makeNode(VacuumStmt);
 	stmt->is_vacuumcmd = true;
-	stmt->options = list_make1(makeDefElem("truncate", (Node *) makeBoolean(false), -1));
+	stmt->options = list_make2(makeDefElem("truncate", (Node *) makeBoolean(false), -1),
+							   makeDefElem("skip_locked", (Node *) makeBoolean(true), -1));
 	stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("poll", "change", -1), InvalidOid, NIL));
 	ExecVacuum(make_parsestate(NULL), stmt, true);
 	folded_since_vacuum = 0;
 }
 
-/* Set while this worker connects: a FATAL in between means it could not. */
-static bool connecting = false;
-
-static void
-note_connect_failure(int code, Datum arg)
+/* The status clock, retention, and the vacuum of poll.change after folds. */
+static StepResult
+tick_round(void)
 {
-	if (!connecting)
-		return;
-	SpinLockAcquire(&poll_shared->mutex);
-	poll_shared->connect_failed = true;
-	SpinLockRelease(&poll_shared->mutex);
+	StepResult	r = run_step("recording status and applying retention", tick_step);
+
+	if (r == STEP_OK && folded_since_vacuum > 0)
+		r = run_step("vacuuming poll.change", vacuum_step);
+	return r;
 }
 
-/*
- * Whether a database of that name exists.  Connected to no database, only
- * a heap scan of the shared catalog pg_database works (as the autovacuum
- * launcher reads it): the syscache and its index need a database.
- */
-static bool
-database_exists(const char *name)
+/* Only errors back off: 1 s, doubling up to MAX_BACKOFF_MS. */
+static int
+next_backoff(StepResult r, int backoff_ms)
 {
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-		found = strcmp(NameStr(((Form_pg_database) GETSTRUCT(tup))->datname), name) == 0;
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return found;
-}
-
-/*
- * Waits, connected to no database (only the shared catalogs), until
- * poll.database exists; then exits for the postmaster to start a worker
- * that connects to it (a process connects to one database, once).  Without
- * this, a missing database made every worker FATAL at connect, logged
- * every bgw_restart_time for as long as the database was missing.
- */
-static void
-wait_for_database(void)
-{
-	bool		logged = false;
-
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("poll fold worker");
-	for (;;)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		if (database_exists(poll_database))
-			break;
-		if (!logged)
-			ereport(LOG,
-					(errmsg("poll fold worker: database \"%s\" (poll.database) does not exist; waiting for it, checking every second",
-							poll_database)));
-		logged = true;
-		pgstat_report_activity(STATE_IDLE, "waiting for poll.database to exist");
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-	SpinLockAcquire(&poll_shared->mutex);
-	poll_shared->connect_failed = false;
-	SpinLockRelease(&poll_shared->mutex);
-	ereport(LOG,
-			(errmsg("poll fold worker: database \"%s\" exists now; a new worker connects to it",
-					poll_database)));
-	proc_exit(1);				/* exit code 1: the postmaster restarts us */
-}
-
-/*
- * Connects to poll.database, unless the last worker could not: then waits
- * until it exists (and does not return).
- */
-static void
-connect_to_database(void)
-{
-	bool		failed;
-
-	SpinLockAcquire(&poll_shared->mutex);
-	failed = poll_shared->connect_failed;
-	SpinLockRelease(&poll_shared->mutex);
-	if (failed)
-		wait_for_database();
-
-	before_shmem_exit(note_connect_failure, (Datum) 0);
-	connecting = true;
-	BackgroundWorkerInitializeConnection(poll_database, NULL, 0);
-	connecting = false;
+	return r == STEP_FAILED ? Min(MAX_BACKOFF_MS, Max(1000, backoff_ms * 2)) : 0;
 }
 
 void
 poll_worker_main(Datum arg)
 {
-	TimestampTz next_tick = 0;
-	TimestampTz retry_at = 0;
-	TimestampTz fold_start;
+	TimestampTz fold_after = 0;		/* a failed fold's backoff */
+	TimestampTz tick_after = 0;
 	TimestampTz rest_until = 0;
-	TimestampTz next_quarantine_retry = 0;
-	int			backoff_ms = 0;
+	int			fold_backoff_ms = 0;
+	int			tick_backoff_ms = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	connect_to_database();
+	BackgroundWorkerInitializeConnection(poll_database, NULL, 0);
 	pgstat_report_appname("poll fold worker");
+	set_session_settings();
 
-	SpinLockAcquire(&poll_shared->mutex);
-	poll_shared->worker_latch = MyLatch;
-	poll_shared->worker_pid = MyProcPid;
-	strlcpy(poll_shared->database, poll_database, NAMEDATALEN);
-	poll_shared->started_at = GetCurrentTimestamp();
-	SpinLockRelease(&poll_shared->mutex);
+	if (!claim_worker())
+	{
+		ereport(LOG,
+				(errmsg("poll fold worker: another fold worker serves database \"%s\"; exiting",
+						poll_database)));
+		proc_exit(0);
+	}
 	before_shmem_exit(worker_detach, (Datum) 0);
 
 	ereport(LOG,
@@ -471,53 +780,41 @@ poll_worker_main(Datum arg)
 
 		/* after a failure, even a vote's wake-up waits for the backoff */
 		now = GetCurrentTimestamp();
-		if (now >= retry_at)
+		if (now >= fold_after)
 		{
+			TimestampTz fold_start;
+
 			if (now < rest_until)
 				pg_usleep(rest_until - now);	/* at most FOLD_REST_MAX_US */
 			fold_start = GetCurrentTimestamp();
-			r = run_step("folding", fold_step);
-			if (r == STEP_FAILED && isolate_failing_polls())
-			{
-				r = STEP_OK;
-				next_quarantine_retry = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-																	QUARANTINE_RETRY_MS);
-			}
+			r = fold_round();
 			now = GetCurrentTimestamp();
-			if (nquarantine > 0 && now >= next_quarantine_retry)
-			{
-				retry_quarantine();
-				next_quarantine_retry = TimestampTzPlusMilliseconds(now, QUARANTINE_RETRY_MS);
-			}
 			rest_until = now + Max(FOLD_REST_MIN_US,
 								   Min(FOLD_REST_MAX_US, FOLD_REST_FACTOR * (now - fold_start)));
+			fold_backoff_ms = next_backoff(r, fold_backoff_ms);
+			fold_after = TimestampTzPlusMilliseconds(now, fold_backoff_ms);
+		}
+		if (r != STEP_NO_EXTENSION && now >= tick_after)
+		{
+			tick_backoff_ms = next_backoff(tick_round(), tick_backoff_ms);
 			now = GetCurrentTimestamp();
-			if (r == STEP_OK && now >= next_tick)
-			{
-				r = run_step("recording status and applying retention", tick_step);
-				if (r == STEP_OK && folded_since_vacuum > 0)
-					r = run_step("vacuuming poll.change", vacuum_step);
-				next_tick = TimestampTzPlusMilliseconds(now, TICK_MS);
-			}
-			/*
-			 * Only errors back off.  Without the extension the worker looks
-			 * again every second, or at once when a vote's commit wakes it:
-			 * the first vote after CREATE EXTENSION must not wait.
-			 */
-			if (r == STEP_FAILED)
-				backoff_ms = Min(MAX_BACKOFF_MS, Max(1000, backoff_ms * 2));
-			else
-				backoff_ms = 0;
-			retry_at = TimestampTzPlusMilliseconds(now, backoff_ms);
+			tick_after = TimestampTzPlusMilliseconds(now, Max(TICK_MS, tick_backoff_ms));
 		}
 
-		if (now < retry_at)
-			timeout = Max(1, TimestampDifferenceMilliseconds(now, retry_at));
-		else if (r == STEP_NO_EXTENSION)
-			timeout = 1000;
+		/*
+		 * Without the extension the worker looks again every second, or at
+		 * once when a commit wakes it: the first vote after CREATE
+		 * EXTENSION must not wait.
+		 */
+		if (r == STEP_NO_EXTENSION)
+			timeout = EXTENSION_LOOK_MS;
 		else
-			timeout = Min(poll_fold_interval_ms,
-						  Max(1, TimestampDifferenceMilliseconds(now, next_tick)));
+		{
+			TimestampTz next_fold = fold_after > now ? fold_after
+				: TimestampTzPlusMilliseconds(now, poll_fold_interval_ms);
+
+			timeout = Max(1, TimestampDifferenceMilliseconds(now, Min(next_fold, tick_after)));
+		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
