@@ -48,6 +48,8 @@ served_ms() {
 # the database appears, and gets the extension at once
 q "CREATE DATABASE $db" >/dev/null
 ms=$(served_ms "Created database")
+[ "$(PGDATABASE=$db q "SELECT to_regprocedure('poll._worker_wake()') IS NOT NULL")" = t ] ||
+	fail "the install script lacks poll._worker_wake(), which it calls last so that a new database is served at once ($ms ms here)"
 echo "created database: CREATE EXTENSION to the first vote folded: $ms ms"
 [ "$ms" -lt 1000 ] || fail "a created database was served $ms ms after CREATE EXTENSION, not within a second"
 [ "$(PGDATABASE=$db q "SELECT database FROM poll.worker_status")" = "$db" ] ||
