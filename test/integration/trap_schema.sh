@@ -7,7 +7,8 @@
 # trap for every function, aggregate, operator, type and relation name the
 # project's SQL uses (test/trap/make_traps.sql, from the tokens that
 # test/trap/sql_tokens.pl reads in poll--*.sql and in the string literals of
-# src/*.c and fanout/*.c), and puts it first: search_path = trap, public,
+# src/*.c and fanout/*.c) and, unless TRAP_ONLY_USED=1, for every other name
+# in pg_catalog too; and puts it first: search_path = trap, public,
 # pg_catalog for the database and every role.  Then everything poll does runs:
 # polls of each kind, votes (each form, each outcome, errors), bulk votes,
 # retractions, closes, folds by hand and by the worker, its status ticks and
@@ -84,18 +85,33 @@ sql postgres "CREATE ROLE trap_voter LOGIN IN ROLE poll_voter;
 	CREATE ROLE trap_admin LOGIN IN ROLE poll_admin" >/dev/null
 
 # ---- the traps, made by the owner ----
+perl "$TRAP_SQL/sql_tokens.pl" "$POLL_ROOT"/poll--*.sql "$POLL_ROOT"/src/*.[ch] "$POLL_ROOT"/fanout/*.[ch] \
+	>"$WORK/tokens.used"
 {
-	perl "$TRAP_SQL/sql_tokens.pl" "$POLL_ROOT"/poll--*.sql "$POLL_ROOT"/src/*.[ch] "$POLL_ROOT"/fanout/*.[ch]
+	cat "$WORK/tokens.used"
 	printf 'ident\t%s\n' make_interval array_agg count text pg_roles	# the sanity checks' own
-} >"$WORK/tokens"
+	# and every name in pg_catalog, whether our SQL uses it or not (a name
+	# built at run time is not in the sources); TRAP_ONLY_USED=1: not these
+	[ -n "${TRAP_ONLY_USED:-}" ] || sql postgres "SELECT 'ident' || E'\t' || proname FROM pg_proc
+		UNION SELECT 'ident' || E'\t' || typname FROM pg_type UNION SELECT 'ident' || E'\t' || relname FROM pg_class
+		UNION SELECT 'op' || E'\t' || oprname FROM pg_operator"
+} | sort -u >"$WORK/tokens"
 PGOPTIONS= psql -X -qAt -h 127.0.0.1 -p "$TPORT" -U trap_owner -d "$DB" -f "$TRAP_SQL/make_traps.sql" \
 	<"$WORK/tokens" >"$WORK/traps.out" 2>&1 || { cat "$WORK/traps.out"; fail "make_traps.sql failed"; }
 [ "$(sql postgres "SELECT rolsuper FROM pg_roles WHERE rolname = 'trap_owner'")" = f ] || fail "trap_owner is a superuser"
-echo "traps made by trap_owner (not a superuser) from $(grep -c . "$WORK/tokens") tokens, in schemas trap and public (kind|made|skipped|why):"
+echo "traps made by trap_owner (not a superuser) for $(wc -l <"$WORK/tokens") names and operator symbols," \
+	"$(wc -l <"$WORK/tokens.used") of them read in poll's SQL and C sources (kind|schema|made|skipped):"
 grep '^made|' "$WORK/traps.out" | sed 's/^made|/  /'
-grep '^skipped|' "$WORK/traps.out" | sed 's/^skipped|/  skipped in trap: /'
+echo "pg_catalog's functions, aggregates and operators: shadowed in trap with the same signature | named | all:"
+grep '^shadowed|' "$WORK/traps.out" | sed 's/^shadowed|/  /'
+echo "skipped in schema trap, by reason (kind|why|how many):"
+grep '^why|' "$WORK/traps.out" | sed 's/^why|/  /'
+echo "skipped in schema trap, of the names poll's sources use:"
+awk -F'\t' 'NR == FNR { used[$2] = 1; next }
+	{ split($0, f, "|"); name = f[3]; sub(/^trap\./, "", name); sub(/\(.*/, "", name) }
+	/^skipped\|/ && (name in used) { sub(/^skipped\|/, "  "); print }' "$WORK/tokens.used" "$WORK/traps.out"
 for kind in function aggregate operator type; do
-	grep -q "^made|$kind|[1-9]" "$WORK/traps.out" || fail "no $kind trap was made"
+	grep -q "^made|$kind|trap|[1-9]" "$WORK/traps.out" || fail "no $kind trap was made"
 done
 
 # ---- the traps first, for the database (its owner can) and every role ----

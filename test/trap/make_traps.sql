@@ -28,8 +28,9 @@
 -- express (arguments of type internal or cstring, window functions,
 -- ordered-set aggregates, ...) is skipped and counted.
 --
--- Prints one line per kind, "made|kind|created|skipped|why skipped", then
--- "skipped|kind|what|why" for each skip in schema trap.
+-- Prints "made|kind|schema|created|skipped" for each kind and schema, then,
+-- for schema trap, "shadowed|kind|same signature|named|all in pg_catalog",
+-- "why|kind|reason|skipped" and "skipped|kind|what|why".
 \set ON_ERROR_STOP 1
 SET search_path = pg_catalog, pg_temp;
 SET client_min_messages = warning;
@@ -95,14 +96,18 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- Functions.  args: pg_catalog's argument list, or NULL for pg_catalog's
--- own (names, defaults); types: the argument types of this trap.
+-- Functions: the arguments of pg_catalog's (names, defaults, VARIADIC), of
+-- the types given (NULL: pg_catalog's own).  An input argument whose name an
+-- output one also has (PL/pgSQL refuses that) goes without its name.
 CREATE FUNCTION pg_temp.trap_function(target text, p pg_proc, types oid[], suffix text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
 	modes	"char"[] := coalesce(p.proargmodes, array_fill('i'::"char", ARRAY[p.pronargs]));
 	names	text[] := coalesce(p.proargnames, array_fill(''::text, ARRAY[cardinality(modes)]));
 	alltypes oid[] := coalesce(p.proallargtypes, ARRAY(SELECT unnest(p.proargtypes::oid[])));
+	outnames text[] := ARRAY(SELECT names[i] FROM generate_subscripts(modes, 1) i
+							  WHERE modes[i] IN ('o', 'b', 't') AND names[i] <> '');
+	input	boolean;
 	decl	text := '';
 	call	text := '';
 	outs	text := '';
@@ -111,18 +116,18 @@ DECLARE
 	sig		text;
 BEGIN
 	FOR i IN 1 .. cardinality(modes) LOOP
-		IF modes[i] = 't' THEN
-			CONTINUE;			-- TABLE columns: in the RETURNS clause
-		END IF;
-		IF modes[i] IN ('i', 'b', 'v') THEN
+		CONTINUE WHEN modes[i] = 't';	-- TABLE columns: in the RETURNS clause
+		input := modes[i] IN ('i', 'b', 'v');
+		IF input THEN
 			k := k + 1;
 		END IF;
 		decl := decl || CASE WHEN decl = '' THEN '' ELSE ', ' END
 			|| CASE modes[i] WHEN 'o' THEN 'OUT ' WHEN 'b' THEN 'INOUT ' WHEN 'v' THEN 'VARIADIC ' ELSE '' END
-			|| CASE WHEN names[i] <> '' THEN quote_ident(names[i]) || ' ' ELSE '' END
-			|| CASE WHEN modes[i] IN ('i', 'b', 'v') AND types IS NOT NULL
-					THEN format_type(types[k], NULL) ELSE format_type(alltypes[i], NULL) END;
-		IF modes[i] IN ('i', 'b', 'v') THEN
+			|| CASE WHEN names[i] = '' OR (modes[i] IN ('i', 'v') AND names[i] = ANY (outnames)) THEN ''
+					ELSE quote_ident(names[i]) || ' ' END
+			|| format_type(CASE WHEN input AND types IS NOT NULL THEN types[k] ELSE alltypes[i] END, NULL)
+			|| coalesce(' DEFAULT ' || CASE WHEN input THEN pg_get_function_arg_default(p.oid, i) END, '');
+		IF input THEN
 			call := call || CASE WHEN call = '' THEN '' ELSE ', ' END
 				|| CASE WHEN modes[i] = 'v' THEN 'VARIADIC ' ELSE '' END || '$' || i;
 		END IF;
@@ -130,9 +135,6 @@ BEGIN
 			outs := outs || CASE WHEN outs = '' THEN '' ELSE ', ' END || '$' || i;
 		END IF;
 	END LOOP;
-	IF types IS NULL THEN
-		decl := pg_get_function_arguments(p.oid);	-- with the defaults
-	END IF;
 	call := format('%s(%s)', 'pg_catalog.' || quote_ident(p.proname), call);
 	body := CASE
 		WHEN p.proretset AND (outs <> '' OR p.prorettype <> 'record'::regtype OR 't' = ANY (modes))
@@ -337,7 +339,22 @@ $$;
 
 \pset format unaligned
 \pset tuples_only on
-SELECT 'made', kind, count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok),
-	   coalesce(string_agg(DISTINCT why, '; '), '')
-  FROM trap_result GROUP BY kind ORDER BY kind;
+SELECT 'made', kind, split_part(what, '.', 1), count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok)
+  FROM trap_result GROUP BY 2, 3 ORDER BY 2, 3 DESC;
+-- pg_catalog's objects that schema trap shadows with the same signature
+SELECT 'shadowed', CASE c.prokind WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+	   count(*) FILTER (WHERE EXISTS (SELECT FROM pg_proc t
+									  WHERE t.pronamespace = 'trap'::regnamespace
+										AND t.proname = c.proname AND t.proargtypes = c.proargtypes)),
+	   count(*) FILTER (WHERE c.proname IN (SELECT name FROM trap_token WHERE kind = 'ident')),
+	   count(*)
+  FROM pg_proc c WHERE c.pronamespace = 'pg_catalog'::regnamespace GROUP BY 2 ORDER BY 2;
+SELECT 'shadowed', 'operator',
+	   count(*) FILTER (WHERE EXISTS (SELECT FROM pg_operator t
+									  WHERE t.oprnamespace = 'trap'::regnamespace AND t.oprname = c.oprname
+										AND t.oprleft = c.oprleft AND t.oprright = c.oprright)),
+	   count(*) FILTER (WHERE c.oprname IN (SELECT name FROM trap_token WHERE kind = 'op')),
+	   count(*)
+  FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace;
+SELECT 'why', kind, why, count(*) FROM trap_result WHERE NOT ok AND what LIKE 'trap.%' GROUP BY 2, 3 ORDER BY 2, 4 DESC;
 SELECT 'skipped', kind, what, why FROM trap_result WHERE NOT ok AND what LIKE 'trap.%' ORDER BY 1, 2, 3;
