@@ -902,6 +902,7 @@ ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 				return 0;
 			}
 		case LWS_CALLBACK_ESTABLISHED:
+			guard_websocket(wsi);	/* its frames are checked from here on */
 			session_init(f, s, wsi, SESS_WS);
 			(void) session_auth_from_request(f, s, wsi);
 			if (f->verbose)
@@ -946,6 +947,8 @@ ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 			}
 			break;
 		case LWS_CALLBACK_SERVER_WRITEABLE:
+			if (s->gone && lws_get_close_length(wsi) > 0)
+				return -1;		/* a close reason is set (wsguard.c): lws sends it */
 			return session_write_updates(s);
 		case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 			/* lws answers with a close frame: no message may follow it */

@@ -320,6 +320,9 @@ int			http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons
 						  struct session *s, void *in, size_t len);
 int			http_writeable(struct fanout *f, struct session *s);
 
+/* wsguard.c: recv(), SSL_read(), accept(), accept4() and close() are ours */
+void		guard_websocket(struct lws *wsi);
+
 /* metrics.c */
 size_t		metrics_render(struct fanout *f, char *out, size_t cap);
 
