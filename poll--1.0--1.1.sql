@@ -250,13 +250,18 @@ SELECT s.poll_id,
  WHERE s.votes <> 0;
 COMMENT ON VIEW poll.results_by_segment IS 'Exact votes per poll, segment and option (segment NULL: ballots cast without one, and for roles other than poll_admin the segments with fewer than poll.segment_min_ballots ballots); combinations without votes are left out.';
 
+CREATE FUNCTION poll._worker_wake() RETURNS void
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'poll_worker_wake';
+COMMENT ON FUNCTION poll._worker_wake() IS
+	'Wakes the launcher and the fold worker at the commit of the calling transaction (the install script calls it last, so that a new poll.database is served at once); does nothing without the preload.';
+
 -- Privileges, as poll--1.1.sql grants them.
 REVOKE ALL ON ALL TABLES IN SCHEMA poll FROM poll_admin;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA poll FROM poll_admin;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA poll FROM poll_admin;
 REVOKE ALL ON TABLE poll.segment FROM PUBLIC;
 REVOKE ALL ON FUNCTION poll._segment_floor(), poll.cast_vote(bigint, text, text, text),
-	poll.ballot_of(bigint, text) FROM PUBLIC;
+	poll.ballot_of(bigint, text), poll._worker_wake() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION poll._segment_floor() TO poll_reader;
 GRANT EXECUTE ON FUNCTION poll.cast_vote(bigint, text, text, text),
 	poll.ballot_of(bigint, text) TO poll_voter;
@@ -283,3 +288,6 @@ GRANT EXECUTE ON FUNCTION
 	poll._status(timestamptz, timestamptz, timestamptz, timestamptz),
 	poll._worker_status(),
 	poll._segment_floor() TO poll_admin;
+
+-- the launcher and the worker look now, not at their next one-second look
+SELECT poll._worker_wake();

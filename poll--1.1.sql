@@ -243,6 +243,11 @@ CREATE FUNCTION poll._worker_status(
 RETURNS SETOF record LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'poll_worker_status';
 COMMENT ON FUNCTION poll._worker_status() IS 'The background worker''s shared-memory state; no row when no worker runs.';
 
+CREATE FUNCTION poll._worker_wake() RETURNS void
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'poll_worker_wake';
+COMMENT ON FUNCTION poll._worker_wake() IS
+	'Wakes the launcher and the fold worker at the commit of the calling transaction (the install script calls it last, so that a new poll.database is served at once); does nothing without the preload.';
+
 CREATE FUNCTION poll._segment_floor() RETURNS int
 LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'poll_segment_floor';
 COMMENT ON FUNCTION poll._segment_floor() IS
@@ -897,3 +902,6 @@ GRANT EXECUTE ON FUNCTION
 	poll._status(timestamptz, timestamptz, timestamptz, timestamptz),
 	poll._worker_status(),
 	poll._segment_floor() TO poll_admin;
+
+-- the launcher and the worker look now, not at their next one-second look
+SELECT poll._worker_wake();
