@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Dropping and re-creating the extension while the worker runs: the worker
-# logs the absence once (no error storm, no crash loop) and folds again.
+# logs the absence once (no error, no crash loop: a fold never runs half
+# across a DROP EXTENSION) and folds again.
 . "$(dirname "$0")/../lib/common.sh"
 
 pid=$(q "SELECT pid FROM poll.worker_status")
@@ -13,7 +14,7 @@ since() { cluster_log | tail -n +"$((before + 1))"; }
 n=$(since | grep -c 'extension "poll" is not installed in database' || true)
 [ "$n" = 1 ] || fail "the missing extension was logged $n times, not once"
 errors=$(since | grep -c 'ERROR' || true)
-[ "$errors" -le 1 ] || fail "$errors errors logged while the extension was absent:
+[ "$errors" = 0 ] || fail "$errors errors logged while the extension was absent:
 $(since | grep ERROR)"
 
 q "CREATE EXTENSION poll" >/dev/null
