@@ -86,6 +86,7 @@ session_detach(struct session *s)
 	heap_remove(f, s);
 	lws_dll2_remove(&s->ready_node);
 	lws_dll2_remove(&s->stream_node);
+	snap_forget_session(f, s);
 	while (s->n_subs > 0)
 		sub_remove(f, s->subs[0]);
 	free(s->subs);

@@ -80,7 +80,8 @@ struct poll {
 	int				n_votes;
 	int64_t			votes[MAX_OPTIONS];
 
-	bool			queued;			/* waiting in the snapshot queue */
+	bool			queued;			/* waiting in the resync queue (snapshots.c) */
+	bool			in_flight;		/* in the snapshot query running now */
 	struct poll	   *next_queued;
 	struct poll	   *next_in_bucket;
 	/*
@@ -133,6 +134,7 @@ struct session {
 	bool			gone;			/* closing: no more writes, direct or not */
 	struct lws_dll2	ready_node;		/* on f->ready while attached */
 	struct lws_dll2	stream_node;	/* on f->streams (the write-timeout sweep) while attached */
+	struct lws_dll2	snap_node;		/* on f->snap_ring while a poll it wants is loading */
 	int				heap_idx;		/* 1-based place in f->heap (waiting for due_us), 0: none */
 	int64_t			due_us;
 	int				n_subs, subs_cap;
@@ -193,9 +195,6 @@ struct db {
 	struct pgc		repl;
 	enum repl_state	state;
 	struct pgc		query;
-	bool			query_busy;
-	int64_t			query_poll;		/* poll id of the snapshot in flight */
-	struct poll	   *queue_head, *queue_tail;
 	char			slot[64];
 	uint64_t		received_lsn;	/* end of the last XLogData processed */
 	uint64_t		server_end;		/* latest end of WAL the server reported */
@@ -259,6 +258,13 @@ struct fanout {
 	int64_t			tick_at_us;		/* when tick_timer fires, 0: not scheduled */
 	struct timer	sweep_timer;
 	lws_dll2_owner_t streams;		/* WebSocket and SSE sessions */
+
+	/* snapshots.c: the sessions waiting for polls, round-robin; the resync queue; the batch */
+	lws_dll2_owner_t snap_ring;
+	struct poll	   *snap_queue_head, *snap_queue_tail;
+	bool			snap_busy;
+	int				snap_n;
+	int64_t			snap_ids[64];
 	int64_t			stream_polled_us;	/* last read of the replication stream */
 };
 
@@ -292,10 +298,23 @@ size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
 void		db_start(struct fanout *f);
 void		db_stop(struct fanout *f);
 void		db_shutdown(struct fanout *f, void (*done) (struct fanout *f));
-void		db_request_snapshot(struct fanout *f, struct poll *p);
+int			db_query_send(struct fanout *f, const char *sql, int n_params,
+						  const char *const *params);
 bool		db_healthy(const struct fanout *f);
 bool		db_connected(const struct fanout *f);
 void		db_poll_stream(struct fanout *f);
+
+/* snapshots.c */
+void		snap_want(struct fanout *f, struct session *s);
+void		snap_forget_session(struct fanout *f, struct session *s);
+void		snap_forget_poll(struct fanout *f, struct poll *p);
+bool		snap_known_missing(struct fanout *f, int64_t id);
+void		snap_seen(struct fanout *f, int64_t id);
+void		snap_connected(struct fanout *f);
+void		snap_disconnected(struct fanout *f);
+void		snap_next(struct fanout *f);
+void		snap_result(struct fanout *f, PGresult *res, bool connection_ok);
+void		snap_done(struct fanout *f);
 
 /* clients.c */
 int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,

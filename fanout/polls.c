@@ -59,12 +59,12 @@ poll_get(struct fanout *f, int64_t id)
 	if (!p)
 		return NULL;
 	p->id = id;
-	p->state = POLL_LOADING;
+	/* loaded when a subscription asks for it (snap_want); unknown a moment ago: still unknown */
+	p->state = snap_known_missing(f, id) ? POLL_NOT_FOUND : POLL_LOADING;
 	b = bucket_of(id);
 	p->next_in_bucket = f->buckets[b];
 	f->buckets[b] = p;
 	f->n_polls++;
-	db_request_snapshot(f, p);
 	return p;
 }
 
@@ -88,22 +88,7 @@ poll_release_if_unused(struct fanout *f, struct poll *p)
 
 	if (p->n_subs > 0)
 		return;
-	if (p->queued)
-	{
-		struct poll *prev = NULL;
-
-		for (struct poll *q = f->db.queue_head; q; prev = q, q = q->next_queued)
-			if (q == p)
-			{
-				if (prev)
-					prev->next_queued = q->next_queued;
-				else
-					f->db.queue_head = q->next_queued;
-				if (f->db.queue_tail == q)
-					f->db.queue_tail = prev;
-				break;
-			}
-	}
+	snap_forget_poll(f, p);
 	for (pp = &f->buckets[bucket_of(p->id)]; *pp; pp = &(*pp)->next_in_bucket)
 		if (*pp == p)
 		{
@@ -279,6 +264,8 @@ sub_add(struct fanout *f, struct session *s, struct poll *p, int64_t version)
 	f->n_subscriptions++;
 	if (sub->dirty)
 		session_mark_dirty(s, sub);
+	else
+		snap_want(f, s);		/* the poll is loading: this client waits for it, in turn */
 	return sub;
 }
 

@@ -30,21 +30,7 @@
 #define STOP_TIMEOUT_US		(2 * 1000 * 1000)	/* for the server's CopyDone at shutdown */
 #define PG_EPOCH_OFFSET_US	INT64_C(946684800000000)	/* 2000-01-01 - 1970-01-01 */
 
-/*
- * Every function, operator and type named with its schema, and both
- * connections run with search_path = pg_catalog, pg_temp (conn_options()):
- * no name resolves in a schema a user could write to (a public.array_agg(text)
- * would beat pg_catalog's polymorphic one and run under the daemon's role).
- */
-static const char *const snapshot_sql =
-"SELECT p.title, t.version, t.status, t.ballots, t.votes,"
-" pg_catalog.array_agg(o.label ORDER BY o.option_id)"
-" FROM poll.poll p"
-" JOIN poll.tally t ON t.poll_id OPERATOR(pg_catalog.=) p.poll_id"
-" JOIN poll.option o ON o.poll_id OPERATOR(pg_catalog.=) p.poll_id"
-" WHERE p.poll_id OPERATOR(pg_catalog.=) $1::pg_catalog.int8"
-" GROUP BY p.title, t.version, t.status, t.ballots, t.votes";
-
+/* no name resolves in a schema a user could write to: see snapshots.c */
 #define SAFE_SEARCH_PATH	"-c search_path=pg_catalog,pg_temp"
 
 static const char *conn_options(struct fanout *f, char *buf, size_t cap);
@@ -67,10 +53,8 @@ static int	send_start_replication(struct fanout *f);
 static void start_streaming(struct fanout *f);
 static void query_connected(struct fanout *f);
 static void query_readable(struct fanout *f);
-static void query_next(struct fanout *f);
 static void handle_copy_data(struct fanout *f, const unsigned char *buf, size_t len);
 static void handle_pgoutput(struct fanout *f, const struct pgo_msg *m);
-static void handle_result(struct fanout *f, PGresult *res);
 static uint64_t get_u64(const unsigned char *p);
 static void put_u64(unsigned char *p, uint64_t v);
 
@@ -386,14 +370,13 @@ db_stop(struct fanout *f)
 {
 	pgc_close(&f->db.repl);
 	pgc_close(&f->db.query);
+	snap_disconnected(f);
 	f->db.state = REPL_DOWN;
-	f->db.query_busy = false;
 	f->db.resynced = false;
 	pgo_relcache_free(&f->db.rels);
 	timer_stop(&f->db.status_timer);
 	timer_stop(&f->db.connect_timer);
 	timer_stop(&f->db.stop_timer);
-	/* requeue every poll at the next connection: see query_connected */
 }
 
 /*
@@ -530,141 +513,47 @@ start_streaming(struct fanout *f)
 	pgc_open(f, &f->db.query, false);
 }
 
-/* the query connection is up: every cached poll gets a fresh snapshot, taken after the slot */
+/* the query connection is up: snapshots can go */
 static void
 query_connected(struct fanout *f)
 {
 	f->db.backoff_ms = BACKOFF_MIN_MS;
-	f->db.queue_head = f->db.queue_tail = NULL;
-	for (int b = 0; b < POLL_BUCKETS; b++)
-		for (struct poll *p = f->buckets[b]; p; p = p->next_in_bucket)
-		{
-			p->queued = false;
-			db_request_snapshot(f, p);
-		}
-	query_next(f);
+	snap_connected(f);
 }
 
-void
-db_request_snapshot(struct fanout *f, struct poll *p)
+/* one query on the query connection; -1: it failed, and both connections are dropped */
+int
+db_query_send(struct fanout *f, const char *sql, int n_params, const char *const *params)
 {
-	if (p->queued)
-		return;
-	p->queued = true;
-	p->next_queued = NULL;
-	if (f->db.queue_tail)
-		f->db.queue_tail->next_queued = p;
-	else
-		f->db.queue_head = p;
-	f->db.queue_tail = p;
-	if (db_connected(f))
-		query_next(f);
-}
-
-static void
-query_next(struct fanout *f)
-{
-	struct poll *p;
-	char		id[32];
-	const char *params[1] = {id};
-
-	if (!db_connected(f) || f->db.query_busy)
-		return;
-	p = f->db.queue_head;
-	if (!p)
-	{
-		if (!f->db.resynced && f->verbose)
-			logmsg("postgres: resync done");
-		f->db.resynced = true;
-		return;
-	}
-	f->db.queue_head = p->next_queued;
-	if (!f->db.queue_head)
-		f->db.queue_tail = NULL;
-	p->queued = false;
-	snprintf(id, sizeof(id), "%lld", (long long) p->id);
-	if (!PQsendQueryParams(f->db.query.conn, snapshot_sql, 1, NULL, params, NULL, NULL, 0) ||
+	if (!PQsendQueryParams(f->db.query.conn, sql, n_params, NULL, params, NULL, NULL, 0) ||
 		pgc_flush(&f->db.query) < 0)
 	{
 		db_fail(f, "snapshot query", f->db.query.conn);
-		return;
+		return -1;
 	}
-	f->db.query_busy = true;
-	f->db.query_poll = p->id;
-}
-
-static void
-handle_result(struct fanout *f, PGresult *res)
-{
-	struct poll *p = poll_find(f, f->db.query_poll);
-	struct tally_row row;
-	char	  **labels = NULL;
-	int			n_labels = 0;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-		logmsg("postgres: snapshot of poll %lld failed: %s", (long long) f->db.query_poll,
-			   PQresultErrorMessage(res));
-		/*
-		 * The connection going away is not the poll's fault: every cached
-		 * poll is re-snapshotted after the reconnection.  Otherwise a poll
-		 * being loaded is reported unknown; a loaded one keeps its state.
-		 */
-		if (!state || PQstatus(f->db.query.conn) != CONNECTION_OK ||
-			strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0)
-			return;
-		if (p && p->state == POLL_LOADING)
-			poll_not_found(f, p);
-		return;
-	}
-	f->m.snapshots++;
-	if (!p)
-		return;					/* nobody waits for it any more */
-	if (PQntuples(res) == 0)
-	{
-		poll_not_found(f, p);
-		return;
-	}
-	memset(&row, 0, sizeof(row));
-	row.poll_id = p->id;
-	if (parse_int64(PQgetvalue(res, 0, 1), (size_t) PQgetlength(res, 0, 1), &row.version) < 0 ||
-		(row.status = parse_status(PQgetvalue(res, 0, 2), (size_t) PQgetlength(res, 0, 2))) < 0 ||
-		parse_int64(PQgetvalue(res, 0, 3), (size_t) PQgetlength(res, 0, 3), &row.ballots) < 0 ||
-		parse_votes(PQgetvalue(res, 0, 4), (size_t) PQgetlength(res, 0, 4), row.votes,
-					TALLY_MAX_VOTES, &row.n_votes) < 0 ||
-		parse_text_array(PQgetvalue(res, 0, 5), MAX_OPTIONS, &labels, &n_labels) < 0)
-	{
-		logmsg("postgres: snapshot of poll %lld is not understood", (long long) p->id);
-		for (int i = 0; i < n_labels; i++)
-			free(labels[i]);
-		free(labels);
-		poll_not_found(f, p);
-		return;
-	}
-	poll_apply_snapshot(f, p, PQgetvalue(res, 0, 0), labels, n_labels, &row);
+	return 0;
 }
 
 static void
 query_readable(struct fanout *f)
 {
-	if (!PQconsumeInput(f->db.query.conn))
+	PGconn	   *conn = f->db.query.conn;
+
+	if (!PQconsumeInput(conn))
 	{
-		db_fail(f, "query connection", f->db.query.conn);
+		db_fail(f, "query connection", conn);
 		return;
 	}
-	while (f->db.query_busy && !PQisBusy(f->db.query.conn))
+	while (f->snap_busy && !PQisBusy(conn))
 	{
-		PGresult   *res = PQgetResult(f->db.query.conn);
+		PGresult   *res = PQgetResult(conn);
 
 		if (!res)
 		{
-			f->db.query_busy = false;
-			query_next(f);
+			snap_done(f);
 			return;
 		}
-		handle_result(f, res);
+		snap_result(f, res, PQstatus(conn) == CONNECTION_OK);
 		PQclear(res);
 	}
 }
@@ -693,6 +582,7 @@ handle_pgoutput(struct fanout *f, const struct pgo_msg *m)
 				break;
 			}
 			f->m.stream_rows++;
+			snap_seen(f, row.poll_id);	/* it exists: not unknown any more */
 			p = poll_find(f, row.poll_id);	/* polls nobody watches are not cached */
 			if (p)
 				poll_apply_row(f, p, &row);
