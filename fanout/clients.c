@@ -64,6 +64,7 @@ session_init(struct fanout *f, struct session *s, struct lws *wsi, enum session_
 	s->kind = kind;
 	s->tokens = RATE_BURST;
 	s->tokens_at_us = now_us();
+	s->last_write_us = s->tokens_at_us;
 	if (kind == SESS_WS || kind == SESS_SSE)
 	{
 		s->counted = true;
@@ -293,6 +294,12 @@ sweep_cb(struct fanout *f)
 
 		if (f->jwt && s->n_subs > 0 && s->grant.exp <= now_s)
 			session_enforce_grant(s, now_s);
+		if (f->keepalive_s && swept(s) && !s->gone && !s->keepalive_due &&
+			now - s->last_write_us >= f->keepalive_s * (int64_t) 1000000)
+		{
+			s->keepalive_due = true;
+			request_write(s);
+		}
 
 		if (s->write_armed && swept(s) && s->wsi &&
 			now - s->write_armed_us >= WRITE_TIMEOUT_SECS * (int64_t) 1000000)
@@ -691,6 +698,27 @@ write_frame(struct session *s, char *json, size_t len, int64_t version)
 	}
 	f->m.messages_sent++;
 	f->m.bytes_sent += len;
+	s->last_write_us = now_us();
+	return 0;
+}
+
+/*
+ * Idle for --keepalive seconds: an SSE comment line or a WebSocket ping,
+ * so that proxies with idle timeouts keep the connection.
+ */
+static int
+write_keepalive(struct session *s, char *out)
+{
+	static const char comment[] = ": keepalive\n\n";
+	size_t		len = s->kind == SESS_SSE ? sizeof(comment) - 1 : 0;
+
+	s->keepalive_due = false;
+	memcpy(out, comment, len);
+	if (lws_write(s->wsi, (unsigned char *) out, len,
+				  s->kind == SESS_SSE ? LWS_WRITE_HTTP : LWS_WRITE_PING) < (int) len)
+		return -1;
+	s->f->m.bytes_sent += len;
+	s->last_write_us = now_us();
 	return 0;
 }
 
@@ -845,6 +873,8 @@ session_write_updates(struct session *s)
 		return 0;				/* being closed: lws or kill_soon() does it */
 	if (s->outq_head)
 		rc = write_queued(s, out, now);
+	else if (s->keepalive_due && !s->closing)
+		rc = write_keepalive(s, out);
 	else if (s->closing)
 	{
 		if (now < s->close_at_us)

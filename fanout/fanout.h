@@ -143,6 +143,8 @@ struct session {
 	int				outq_len;
 	bool			closing;		/* close after the queued messages */
 	int64_t			close_at_us;
+	bool			keepalive_due;	/* idle for --keepalive: a comment or ping goes next */
+	int64_t			last_write_us;
 	bool			write_armed;	/* the 30 s write timeout is running */
 	int64_t			write_armed_us;	/* since when, or since the last write */
 	struct grant	grant;
@@ -218,6 +220,7 @@ struct fanout {
 	int				listen_port;
 	const char	   *publication;
 	int				throttle_ms;
+	int				keepalive_s;	/* 0: none */
 	const char	   *tls_cert, *tls_key;
 	int				max_clients;
 	const char	   *web_root;

@@ -64,11 +64,11 @@ usage(FILE *out)
 	fprintf(out,
 			"usage: poll-fanout [--db CONNINFO] [--listen HOST:PORT] [--publication NAME] [--throttle MS]\n"
 			"                   [--jwt-secret-file FILE] [--tls-cert FILE --tls-key FILE] [--max-clients N]\n"
-			"                   [--web-root DIR] [--verbose] [--allow-origin ORIGIN]...\n"
+			"                   [--web-root DIR] [--verbose] [--allow-origin ORIGIN]... [--keepalive SECONDS]\n"
 			"\n"
 			"Pushes committed poll.tally changes, decoded from logical replication, to WebSocket\n"
 			"and Server-Sent Events clients.  Defaults: libpq's environment, 127.0.0.1:8080,\n"
-			"publication poll_feed, throttle 50 ms.\n");
+			"publication poll_feed, throttle 50 ms, keepalive 20 s (0: none).\n");
 }
 
 static void
@@ -118,6 +118,7 @@ parse_flags(struct fanout *f, int argc, char **argv)
 		{"max-clients", required_argument, NULL, 'm'},
 		{"web-root", required_argument, NULL, 'w'},
 		{"allow-origin", required_argument, NULL, 'o'},
+		{"keepalive", required_argument, NULL, 'K'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
@@ -161,6 +162,9 @@ parse_flags(struct fanout *f, int argc, char **argv)
 			case 'w':
 				f->web_root = optarg;
 				break;
+			case 'K':
+				f->keepalive_s = (int) parse_long("--keepalive", optarg, 0, 3600);
+				break;
 			case 'o':
 				if (!*optarg || strpbrk(optarg, " \t\r\n,"))
 					die("--allow-origin must be one origin (scheme://host[:port]) or *, not \"%s\"", optarg);
@@ -178,7 +182,7 @@ parse_flags(struct fanout *f, int argc, char **argv)
 				usage(stdout);
 				exit(0);
 			default:
-				if (optopt && strchr("dlptjckmwo", optopt))
+				if (optopt && strchr("dlptjckmwoK", optopt))
 					fprintf(stderr, "poll-fanout: option %s needs a value\n", argv[optind - 1]);
 				else
 					fprintf(stderr, "poll-fanout: unknown option %s\n", argv[optind - 1]);
@@ -430,6 +434,7 @@ main(int argc, char **argv)
 
 	f.publication = "poll_feed";
 	f.throttle_ms = 50;
+	f.keepalive_s = 20;
 	f.db.backoff_ms = 250;
 	parse_flags(&f, argc, argv);
 

@@ -167,9 +167,9 @@ snap_connected(struct fanout *f)
 	snap_next(f);
 }
 
-/* the query connection is gone: what was in flight is asked again after the reconnection */
-void
-snap_disconnected(struct fanout *f)
+/* no query in flight any more: its polls can be asked for again */
+static void
+batch_clear(struct fanout *f)
 {
 	for (int i = 0; i < f->snap_n; i++)
 	{
@@ -180,6 +180,13 @@ snap_disconnected(struct fanout *f)
 	}
 	f->snap_n = 0;
 	f->snap_busy = false;
+}
+
+/* the query connection is gone: what was in flight is asked again after the reconnection */
+void
+snap_disconnected(struct fanout *f)
+{
+	batch_clear(f);
 }
 
 static void
@@ -321,14 +328,6 @@ snap_result(struct fanout *f, PGresult *res, bool connection_ok)
 void
 snap_done(struct fanout *f)
 {
-	for (int i = 0; i < f->snap_n; i++)
-	{
-		struct poll *p = poll_find(f, f->snap_ids[i]);
-
-		if (p)
-			p->in_flight = false;
-	}
-	f->snap_n = 0;
-	f->snap_busy = false;
+	batch_clear(f);
 	snap_next(f);
 }
