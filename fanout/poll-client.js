@@ -9,6 +9,14 @@
  * applied (counts are absolute), reconnects with exponential backoff and
  * resubscribes with the last versions.  Falls back to Server-Sent Events,
  * then to short polling of GET /polls/ID, when WebSockets do not get through.
+ *
+ * A plain browser script (window.PollClient).  It loads in Node too
+ * (module.exports), where the transports are passed in:
+ *
+ *   const client = new PollClient({ base: "http://127.0.0.1:8080",
+ *     WebSocket: require("ws"), EventSource: require("eventsource").EventSource });
+ *
+ * opts.WebSocket, opts.EventSource and opts.fetch default to the global ones.
  */
 (function (global) {
   "use strict";
@@ -29,6 +37,9 @@
     this.sources = {};        /* SSE fallback: id -> EventSource */
     this.timers = {};         /* polling fallback: id -> timer */
     this.forceMode = opts.transport || null;   /* "websocket" | "sse" | "polling" */
+    this.WebSocket = opts.WebSocket || global.WebSocket;
+    this.EventSource = opts.EventSource || global.EventSource;
+    this.fetch = opts.fetch || (global.fetch && global.fetch.bind(global));
     var self = this;
     /* after the caller has set onconnection and subscribed */
     setTimeout(function () { self._connect(); }, 0);
@@ -125,12 +136,12 @@
   PollClient.prototype._connect = function () {
     var self = this;
     if (this.closed) return;
-    if (this.forceMode === "sse" || (!this.forceMode && !global.WebSocket)) return this._fallback();
+    if (this.forceMode === "sse" || (!this.forceMode && !this.WebSocket)) return this._fallback();
     if (this.forceMode === "polling") return this._fallback();
     var url = this.base.replace(/^http/, "ws") + "/ws";
     if (this.token) url += "?token=" + encodeURIComponent(this.token);
     var ws;
-    try { ws = new global.WebSocket(url); } catch (e) { return this._fallback(); }
+    try { ws = new this.WebSocket(url); } catch (e) { return this._fallback(); }
     this.ws = ws;
     ws.onopen = function () {
       self.backoff = 0;
@@ -155,7 +166,7 @@
 
   /* WebSockets do not get through: one EventSource per poll, else polling */
   PollClient.prototype._fallback = function () {
-    var useSse = this.forceMode !== "polling" && !!global.EventSource;
+    var useSse = this.forceMode !== "polling" && !!this.EventSource;
     this._setMode(useSse ? "sse" : "polling");
     for (var id in this.polls) useSse ? this._sse(Number(id)) : this._poll(Number(id));
   };
@@ -165,7 +176,7 @@
     if (this.sources[id]) return;
     var url = this.base + "/polls/" + id + "/events";
     if (this.token) url += "?token=" + encodeURIComponent(this.token);
-    var es = new global.EventSource(url);
+    var es = new this.EventSource(url);
     this.sources[id] = es;
     es.onmessage = function (ev) {
       try { self.apply(JSON.parse(ev.data)); } catch (e) { /* ignore */ }
@@ -178,7 +189,7 @@
     if (this.timers[id] === null || !this.polls[id] || this.closed) return;
     this.timers[id] = null;
     var headers = this.token ? { Authorization: "Bearer " + this.token } : {};
-    global.fetch(this.base + "/polls/" + id, { headers: headers, cache: "no-store" })
+    this.fetch(this.base + "/polls/" + id, { headers: headers, cache: "no-store" })
       .then(function (r) { return r.json(); })
       .then(function (m) { self.apply(m); self.backoff = 0; return 2000; },
             function () { return self._retryDelay(); })
