@@ -2,8 +2,9 @@
  * poll.h — declarations shared by the poll extension's C files.
  *
  * poll.c owns _PG_init, the settings and the shared state; cache.c the
- * per-session cache of poll settings; vote.c the vote path; worker.c the
- * launcher and the background worker that folds.
+ * per-session cache of poll settings; vote.c the vote path; segment.c the
+ * registry of segments; launcher.c the launcher, which starts the
+ * background worker that folds, worker.c.
  */
 #ifndef POLL_H
 #define POLL_H
@@ -28,7 +29,7 @@ extern int	poll_segment_min_ballots;
 
 /*
  * The state shared between the launcher, the fold worker and every session
- * (worker.c describes the two processes).
+ * (launcher.c and worker.c describe the two processes).
  *
  * Who writes, who reads, under which lock (mutex, a spinlock, for every
  * field):
@@ -78,9 +79,11 @@ extern PollShared *poll_shared;	/* NULL unless preloaded */
 /* poll.c */
 extern void poll_note_change_written(void);
 
-/* worker.c */
+/* launcher.c */
 extern void poll_register_launcher(void);
 extern PGDLLEXPORT void poll_launcher_main(Datum arg);
+
+/* worker.c */
 extern PGDLLEXPORT void poll_worker_main(Datum arg);
 
 /*
