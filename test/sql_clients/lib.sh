@@ -20,16 +20,18 @@ sql_client() {
 	timeout 120 node "$SQL_CLIENTS/$1.js" "${@:2}" || fail "$1.js failed"
 }
 
-# sqlstate SQL: runs SQL (as the superuser, in one transaction that is then
-# rolled back, so that nothing it does stays); prints "ok", or the SQLSTATE
-# of the first error
-sqlstate() {
-	local out
-	if out=$(psql -X -qAt -v ON_ERROR_STOP=1 -v VERBOSITY=sqlstate 2>&1 <<<"BEGIN; $1; ROLLBACK;"); then
+# sql_error SQL: runs SQL (as $PGUSER, in one transaction that is then rolled
+# back, so that nothing it does stays); prints "ok", or the first error as
+# psql's verbose report ("ERROR:  SQLSTATE: message", DETAIL, ...)
+sql_error() {
+	if psql -X -qAt -v ON_ERROR_STOP=1 -v VERBOSITY=verbose 2>&1 >/dev/null <<<"BEGIN; $1; ROLLBACK;"; then
 		echo ok
-	else
-		sed -n 's/.*\(ERROR\|FATAL\):  \([0-9A-Z]\{5\}\)$/\2/p' <<<"$out" | head -1
 	fi
+}
+
+# sqlstate SQL: as sql_error, but only the SQLSTATE (or "ok")
+sqlstate() {
+	sql_error "$1" | sed -n -e 's/^ok$/ok/p' -e 's/^.*\(ERROR\|FATAL\):  \([0-9A-Z]\{5\}\):.*/\2/p' | head -1
 }
 
 # expect_sqlstate STATE WHAT SQL: sqlstate SQL is STATE
