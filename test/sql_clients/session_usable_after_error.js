@@ -56,7 +56,7 @@ main(async () => {
 	// cut short while it waits
 	const interruptions = {
 		statement_timeout: async (call) => {
-			await victim.query("SET statement_timeout = '300ms'");
+			await victim.query("SET statement_timeout = '400ms'");
 			try {
 				return await expectError(call(), '57014', 'statement_timeout');
 			} finally {
@@ -112,6 +112,25 @@ main(async () => {
 				cases++;
 			}
 		}
+	}
+
+	// No lock this time: statement_timeout cuts a big bulk call short while
+	// it writes (500 000 new voters take this machine about a second)
+	for (const inTransaction of [false, true]) {
+		const tag = `cast_votes of 500 000 voters timed out ${inTransaction ? 'in' : 'out of'} a transaction`;
+		const p = await newPoll(tag);
+		if (inTransaction) {
+			await victim.query('BEGIN');
+			await victim.query('SELECT poll.cast_vote($1, $2, 1)', [p, `before ${tag}`]);
+		}
+		await interruptions.statement_timeout(() => victim.query(
+			"SELECT poll.cast_votes($1, array_agg('v' || i), array_agg(1 + i % 3)) FROM generate_series(1, 500000) i", [p]));
+		await stillUsable(tag, p, inTransaction);
+		check(await value(victim, 'SELECT count(*) = 0 FROM poll.ballot WHERE poll_id = $1', [p]),
+			`${tag}: the interrupted call left a partial write`);
+		check(await value(victim, "SELECT poll.cast_vote($1, 'after', 2)", [p]) === 'cast',
+			`${tag}: a new vote afterwards was not cast`);
+		cases++;
 	}
 
 	// Deadlocks inside a transaction: the holder takes B then waits for A;

@@ -27,9 +27,9 @@ async function passed(c, p, column) {
 main(async () => {
 	const ctl = await connect('clock ctl');
 	const closing = await value(ctl,
-		"SELECT poll.create_poll('Closing', ARRAY['a', 'b'], closes_at => clock_timestamp() + interval '1.5 seconds')");
+		"SELECT poll.create_poll('Closing', ARRAY['a', 'b'], closes_at => clock_timestamp() + interval '2.5 seconds')");
 	const opening = await value(ctl,
-		"SELECT poll.create_poll('Opening', ARRAY['a', 'b'], opens_at => clock_timestamp() + interval '1.5 seconds')");
+		"SELECT poll.create_poll('Opening', ARRAY['a', 'b'], opens_at => clock_timestamp() + interval '2.5 seconds')");
 	await ctl.query("SELECT poll.cast_votes($1, ARRAY['held 1', 'held 2', 'held 3'], ARRAY[1, 1, 1])", [closing]);
 
 	// each call after closes_at in its own transaction (its error aborts it),
