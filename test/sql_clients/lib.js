@@ -58,17 +58,6 @@ async function waitBlocked(ctl, pid, what, ms = 10000) {
 	fail(`${what}: backend ${pid} never blocked`);
 }
 
-// Waits until the query returns true.
-async function waitFor(client, sql, params, what, ms) {
-	const deadline = Date.now() + ms;
-	while (Date.now() < deadline) {
-		if (await value(client, sql, params))
-			return;
-		await sleep(20);
-	}
-	fail(`${what}: not within ${ms} ms`);
-}
-
 // Runs the test; prints FAIL and exits 1 on the first failed check.
 function main(test) {
 	test().then(() => process.exit(0), (e) => {
@@ -77,4 +66,4 @@ function main(test) {
 	});
 }
 
-module.exports = { fail, check, connect, value, expectError, sleep, waitBlocked, waitFor, main };
+module.exports = { fail, check, connect, value, expectError, sleep, waitBlocked, main };
