@@ -16,12 +16,22 @@ EXECUTE vote3(:multi, 'bob', '[4, 2]');
 EXECUTE vote3(:multi, 'bob', '{2,4}');
 EXECUTE vote3(:multi, 'cy', '1');
 EXECUTE vote4(:multi, 'dee', '[1]', 'south');
+-- node-postgres sends a JavaScript array quoted, postgres.js bare
+EXECUTE vote3(:multi, 'gus', '{"1","4"}');
+EXECUTE vote3(:multi, 'hal', '2,3');
+EXECUTE vote3(:multi, 'hal', '["3", "2"]');
 -- literals without a type take the same path; typed arguments keep theirs
 SELECT poll.cast_vote(:multi, 'eve', '{3}');
 SELECT poll.cast_vote(:single, 'eve', 1), poll.cast_vote(:multi, 'fay', ARRAY[1, 2]);
 
 -- the same errors, with the same SQLSTATEs, as the typed forms
 SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :single, 'x', '[1]'));
+SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :single, 'x', '1,2'));
+SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :single, 'x', '{"1"}'));
+SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :multi, 'x', '{"1}'));
+SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :multi, 'x', '{1"}'));
+SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :multi, 'x', '1,'));
+SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :multi, 'x', ',1'));
 SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :single, 'x', '9'));
 SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :multi, 'x', '{1,2,3,4}'));
 SELECT expect_error(format('EXECUTE vote3(%s, %L, %L)', :multi, 'x', '{1,1}'));

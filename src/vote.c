@@ -679,9 +679,12 @@ bad_ballot_text(const char *text)
 }
 
 /*
- * Parses a ballot given as text: one option id ("2"), or a list in
- * PostgreSQL's array syntax ("{1,3}") or JSON's ("[1,3]").  Returns the
- * number of options; *list tells which form it was.
+ * Parses a ballot given as text: one option id ("2"), or a list of them in
+ * PostgreSQL's array syntax ("{1,3}", or "{"1","3"}" as node-postgres
+ * sends a JavaScript array), JSON's ("[1,3]") or bare ("1,3", as
+ * postgres.js sends an array for a text parameter); elements may be
+ * quoted.  Returns the number of options; *list tells whether it was a
+ * list, which only multi-choice polls take.
  */
 static int
 parse_ballot_text(const char *text, int32 *options, bool *list)
@@ -702,18 +705,24 @@ parse_ballot_text(const char *text, int32 *options, bool *list)
 	{
 		char		token[16];
 		int			len = 0;
+		bool		quoted;
 
 		while (scanner_isspace(*p))
 			p++;
-		if (*list && *p == close && n == 0)
+		if (close != '\0' && *p == close && n == 0)
 			break;				/* an empty list */
+		quoted = (*p == '"');
+		if (quoted)
+			p++;
 		if (*p == '-' || *p == '+')
 			token[len++] = *p++;
 		while (*p >= '0' && *p <= '9' && len < (int) sizeof(token) - 1)
 			token[len++] = *p++;
 		if (len == 0 || (len == 1 && (token[0] == '-' || token[0] == '+')) ||
-			(*p >= '0' && *p <= '9'))
+			(*p >= '0' && *p <= '9') || (quoted && *p != '"'))
 			bad_ballot_text(text);
+		if (quoted)
+			p++;
 		token[len] = '\0';
 		if (n == POLL_MAX_OPTIONS)
 			ereport(ERROR,
@@ -722,11 +731,12 @@ parse_ballot_text(const char *text, int32 *options, bool *list)
 		options[n++] = pg_strtoint32(token);
 		while (scanner_isspace(*p))
 			p++;
-		if (!*list || *p != ',')
+		if (*p != ',')
 			break;
+		*list = true;			/* "1,3" without brackets is a list too */
 		p++;
 	}
-	if (*list)
+	if (close != '\0')
 	{
 		if (*p != close)
 			bad_ballot_text(text);
@@ -745,8 +755,8 @@ parse_ballot_text(const char *text, int32 *options, bool *list)
  * For drivers that send parameters untyped (node-postgres, postgres.js,
  * pgbench -M extended): given an unknown-typed third argument, PostgreSQL
  * prefers the overload whose parameter is of the string category, so this
- * one receives '2', '{1,3}' or '[1,3]' and votes as the int or the int[]
- * form would.
+ * one receives '2', '{1,3}', '{"1","3"}', '[1,3]' or '1,3' and votes as the
+ * int or the int[] form would.
  */
 Datum
 poll_cast_vote_text(PG_FUNCTION_ARGS)
