@@ -4,6 +4,7 @@
  *
  *   node fuzz_requests.js --port P [--pid PID] --polls 1,2 [--seconds 30] [--seed S]
  *                         [--jwt-secret FILE] [--concurrency 16] [--record FILE]
+ *                         [--kinds http,ws,garbage]
  *   node fuzz_requests.js --port P [--pid PID] --replay FILE
  *
  * CONCURRENCY connections at a time, each playing a random plan from a
@@ -41,6 +42,7 @@ const host = "127.0.0.1";
 const daemonPid = args.pid ? Number(args.pid) : null;
 const polls = (args.polls || "1").split(",").map(Number);
 const seed = args.seed !== undefined ? Number(args.seed) >>> 0 : crypto.randomBytes(4).readUInt32LE(0);
+const kinds = (args.kinds || "http,ws,garbage").split(",");	/* which plans */
 const secret = args["jwt-secret"] ? fs.readFileSync(args["jwt-secret"], "utf8").replace(/\n$/, "") : null;
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
@@ -328,7 +330,9 @@ function httpRequest(r, eol) {
 
 function wsHandshake(r) {
   const key = b64url(r.bytes(16)) + "==";
-  const tokenPart = secret || r.chance(0.2) ? "?token=" + encodeURIComponent(token(r)) : "";
+  /* with tokens required, half the handshakes carry a good one, so that frames meet a session */
+  const tokenPart = secret && r.chance(0.5) ? "?token=" + goodToken()
+    : secret || r.chance(0.2) ? "?token=" + encodeURIComponent(token(r)) : "";
   const valid = [`GET /ws${tokenPart} HTTP/1.1`, `Host: ${host}:${port}`, "Upgrade: websocket",
                  "Connection: Upgrade", `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString("base64")}`,
                  "Sec-WebSocket-Version: 13"];
@@ -383,7 +387,7 @@ function cut(r, steps) {
 
 function plan(r) {
   const steps = [];
-  const kind = r.weighted([[9, "http"], [8, "ws"], [1, "garbage"]]);
+  const kind = r.weighted([[9, "http"], [8, "ws"], [1, "garbage"]].filter(([, k]) => kinds.includes(k)));
   let requests = 0;	/* HTTP requests, or WebSocket frames */
   if (kind === "http") {
     const eol = r.chance(0.95) ? "\r\n" : "\n";

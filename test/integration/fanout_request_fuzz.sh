@@ -10,7 +10,8 @@
 # pass) any report fails the test.  First without tokens, then with
 # --jwt-secret-file.  FUZZ_SECONDS (default 45) is the whole run's length;
 # FUZZ_SEED replays a seed; FUZZ_CONCURRENCY connections at a time (16);
-# FUZZ_PHASES="open jwt" (the default) or either alone.
+# FUZZ_PHASES="open jwt" (the default) or either alone; FUZZ_KINDS=http,ws,garbage
+# (the default) or some of them.
 . "$(dirname "$0")/../fanout/lib.sh"
 need_node
 
@@ -44,7 +45,7 @@ fuzz() {	# phase-name seconds [daemon flags]
 	echo "--- $name: $secs s against pid $DAEMON_PID ($(basename "$FANOUT"))"
 	node "$FANOUT_TESTS/fuzz_requests.js" --port "$DAEMON_PORT" --pid "$DAEMON_PID" --polls "$polls" \
 		--seconds "$secs" --concurrency "${FUZZ_CONCURRENCY:-16}" --record "$WORK/$name-plans.jsonl" \
-		${FUZZ_SEED:+--seed "$FUZZ_SEED"} ${SECRET_ARG:+--jwt-secret "$SECRET_ARG"} || rc=$?
+		${FUZZ_SEED:+--seed "$FUZZ_SEED"} ${FUZZ_KINDS:+--kinds "$FUZZ_KINDS"} ${SECRET_ARG:+--jwt-secret "$SECRET_ARG"} || rc=$?
 	if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
 		wait "$DAEMON_PID" 2>/dev/null || rc=$?
 		fail "$name: poll-fanout died (exit status $rc; replay the recorded plans: $WORK/$name-plans.jsonl)"
