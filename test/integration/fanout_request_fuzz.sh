@@ -23,11 +23,12 @@ p2=$(new_poll 'Fuzz me too' X Y)
 p3=$(new_poll 'Fuzz me, multi' M N O P)
 polls="$p1,$p2,$p3"
 
-# every poll changes a few times a second for the whole run
-psql_q -c "DO \$\$
-DECLARE n int := 0;
+# every poll changes a few times a second for the whole run (and at most 30 s
+# longer, should the test end early: killing psql does not stop the backend)
+PGAPPNAME=fanout_request_fuzz_votes psql_q -c "DO \$\$
+DECLARE n int := 0; deadline timestamptz := clock_timestamp() + interval '$((seconds + 30)) seconds';
 BEGIN
-	WHILE clock_timestamp() < now() + interval '$((seconds + 30)) seconds' LOOP
+	WHILE clock_timestamp() < deadline LOOP
 		n := n + 1;
 		PERFORM poll.cast_vote(p, 'fuzz-' || n || '-' || p, 1 + n % 2) FROM unnest(ARRAY[$polls]) p;
 		PERFORM poll.fold();
@@ -73,4 +74,6 @@ phases=${FUZZ_PHASES:-open jwt}
 [[ " $phases " != *" open "* ]] || fuzz open "$open_s"
 head -c 32 /dev/urandom | base64 >"$WORK/secret"
 [[ " $phases " != *" jwt "* ]] || SECRET_ARG="$WORK/secret" fuzz jwt "$jwt_s" --jwt-secret-file "$WORK/secret"
+psql_q -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+           WHERE application_name = 'fanout_request_fuzz_votes'" >/dev/null
 echo "ok: poll-fanout survived ${seconds} s of hostile requests"
