@@ -586,7 +586,10 @@ async function fuzz() {
     console.error(`FAIL (seed ${seed}): ${failure}\nafter ${summary}`);
     process.exit(1);
   }
-  console.log(`ok: seed ${seed}: the daemon survived ${summary}; a legitimate client got its snapshot in ${legit.ms} ms`);
+  const m = await httpGet("/metrics", 10000);
+  const counters = (m.body || "").split("\n").filter(l => /^poll_fanout_(rejected_inputs|messages_sent|snapshots)_total /.test(l))
+    .map(l => l.replace(/^poll_fanout_/, "")).join(", ");
+  console.log(`ok: seed ${seed}: the daemon survived ${summary}; a legitimate client got its snapshot in ${legit.ms} ms; ${counters}`);
 }
 
 (args.replay ? replay() : fuzz()).catch(e => { console.error("FAIL: " + (e.stack || e)); process.exit(1); });
