@@ -156,6 +156,7 @@ struct session {
 	int64_t			tokens_at_us;
 
 	/* HTTP responses */
+	bool			body_completed;	/* the request's (ignored) body is all read */
 	bool			headers_sent;
 	int				http_status;
 	const char	   *body;			/* static body, not owned */

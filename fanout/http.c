@@ -25,6 +25,7 @@ static int	serve_asset(struct fanout *f, struct session *s, const char *name,
 static int	parse_poll_path(const char *path, int64_t *id, bool *events);
 static int	write_headers(struct session *s, int status, const char *ctype, size_t len);
 static int	http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *path);
+static int	body_completed(struct fanout *f, struct session *s);
 static int	serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id,
 					   bool events);
 
@@ -292,6 +293,26 @@ http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *p
 	return serve_poll(f, wsi, s, id, events);
 }
 
+/*
+ * The body of a request that takes none has been read (and ignored).
+ * lws's default would complete the transaction under a response still
+ * being written.  Until ours completes it, lws stays in its body state and
+ * calls this again for every read that brings more bytes (the next
+ * pipelined request), without consuming them or getting to our writes: it
+ * span.  So bytes after the body, before our answer is out, close the
+ * connection (an HTTP client retries what was pipelined); without them the
+ * answer goes as usual and the connection is kept.
+ */
+static int
+body_completed(struct fanout *f, struct session *s)
+{
+	(void) f;
+	if (s->body_completed)
+		return -1;
+	s->body_completed = true;
+	return 0;
+}
+
 int
 http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 			  struct session *s, void *in, size_t len)
@@ -304,14 +325,13 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 		case LWS_CALLBACK_HTTP_WRITEABLE:
 			return http_writeable(f, s);
 		case LWS_CALLBACK_HTTP_BODY:
-		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 			/*
 			 * No endpoint takes a body: it is read and ignored (one over
-			 * MAX_BODY was answered 413 from its Content-Length).  lws's
-			 * default for BODY_COMPLETION would complete the transaction
-			 * under a response still being written.
+			 * MAX_BODY was answered 413 from its Content-Length).
 			 */
 			break;
+		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+			return body_completed(f, s);
 		default:
 			break;
 	}
