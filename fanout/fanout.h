@@ -1,20 +1,54 @@
 /*
- * fanout.h — the shared types of poll-fanout: the one context struct, the
- * poll cache, sessions (WebSocket, SSE, HTTP snapshot) and subscriptions.
+ * fanout.h — the shared types of poll-fanout and the interfaces of its
+ * layers.
  *
- * Ownership, in one place:
+ * Layers, top to bottom.  A file calls only files of its own layer listed
+ * after it, or of layers below; a lower layer reaches a higher one only
+ * through a callback the higher one set (named below), never by name.
+ *
+ *   7 main.c        flags, the lws context, routing of lws callbacks, the
+ *                   loop's start, flush hook, signals and stop
+ *   6 http.c        HTTP routing (snapshots, SSE, health, metrics, CORS)
+ *     ws.c          the WebSocket protocol: handshake, client messages, limits
+ *     wsguard.c     RFC 6455 frame checks on client bytes (recv/SSL_read)
+ *     metrics.c     the Prometheus text (reads every layer's counters)
+ *   5 sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
+ *   4 writer.c      the ready list, the throttle heap, framing, the writes
+ *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
+ *   2 snapshots.c   snapshot queries: fair ring, batches, resync
+ *     stream.c      the replication stream: slot, decoder, status, shutdown
+ *   1 polls.c       the poll cache, subscriptions, the negative cache
+ *   0 db.c          the two libpq connections: non-blocking connect, backoff
+ *     loop.c        time, the log, our timers
+ *     protocol.c, pgoutput.c, auth.c: pure (client JSON and the JSON writer,
+ *                   the pgoutput decoder, HS256 tokens), no fanout.h
+ *
+ * Callbacks up: f->sub_dirty (polls.c -> writer.c, set by writer_start);
+ * each struct pgc's on_ready, on_readable, on_down (db.c -> stream.c for
+ * the replication connection, -> snapshots.c for the query connection,
+ * set by stream_init and snap_init).  lws calls main.c and wsguard.c.
+ *
+ * Ownership and lifetimes:
  *   struct fanout        owns everything; one per process, reached from any
  *                        lws callback through lws_context_user().
  *   struct poll          cached state of one poll (the latest poll.tally row
  *                        with the highest version, plus title and labels);
- *                        lives while a subscription or a waiting HTTP request
- *                        refers to it (polls.c).
- *   struct subscription  one (session, poll) pair; holds what was last sent,
- *                        never a queue of messages, so a slow client costs
- *                        one struct per subscription whatever the vote rate.
- *   struct session       the per-wsi user data of lws (clients.c, http.c).
- *   struct db            the two libpq connections (replication.c).
- *   struct timer         one of our timers on the event loop (main.c).
+ *                        lives while a subscription refers to it (polls.c
+ *                        frees it at the last sub_remove).  Nothing else
+ *                        keeps a pointer to it: snapshots.c keeps poll ids.
+ *   struct subscription  one (session, poll) pair, owned by both: created by
+ *                        sub_add, freed by sub_remove, which unlinks it from
+ *                        both; holds what was last sent, never a queue.
+ *   struct session       the per-wsi user data of lws, so lws frees it.
+ *                        Every lws path that does (CLOSED, CLOSED_HTTP,
+ *                        HTTP_DROP_PROTOCOL, WSI_DESTROY) goes through
+ *                        session_detach() first (main.c), which takes it off
+ *                        its subscriptions, the ready list, the throttle
+ *                        heap, the sweep list and the snapshots' ring; it is
+ *                        idempotent (a detached session is all zero).  While
+ *                        attached, each of those points to it.
+ *   struct pgc           one libpq connection; db.c opens and closes both.
+ *   struct timer         one of our timers on the loop (loop.c).
  */
 #ifndef FANOUT_H
 #define FANOUT_H
@@ -80,9 +114,7 @@ struct poll {
 	int				n_votes;
 	int64_t			votes[MAX_OPTIONS];
 
-	bool			queued;			/* waiting in the resync queue (snapshots.c) */
 	bool			in_flight;		/* in the snapshot query running now */
-	struct poll	   *next_queued;
 	struct poll	   *next_in_bucket;
 	/*
 	 * Subscriptions, doubly linked through sub->poll_next: the clean ones
@@ -156,6 +188,7 @@ struct session {
 	int64_t			tokens_at_us;
 
 	/* HTTP responses */
+	ev_io			drain;			/* SSE: drops what the client sends (http.c) */
 	bool			body_completed;	/* the request's (ignored) body is all read */
 	bool			headers_sent;
 	int				http_status;
@@ -184,7 +217,7 @@ struct metrics {
 
 enum repl_state { REPL_DOWN, REPL_SLOT, REPL_STARTING, REPL_STREAMING, REPL_STOPPING };
 
-/* one libpq connection, its socket watched on our loop (replication.c) */
+/* one libpq connection, its socket watched on our loop (db.c) */
 struct pgc {
 	PGconn		   *conn;
 	struct fanout  *f;
@@ -192,23 +225,33 @@ struct pgc {
 	int				fd;				/* what io watches (PQconnectPoll may change it), -1: none */
 	int				events;
 	bool			connecting;		/* PQconnectPoll still going */
+	bool			replication;
+	const char	   *what;			/* for the log */
+	/* set by the layer that uses the connection */
+	void			(*on_ready) (struct fanout *f);		/* connected */
+	void			(*on_readable) (struct fanout *f);
+	void			(*on_down) (struct fanout *f);		/* both connections closed */
 };
 
+/* db.c: the connections (what runs on them is stream.c's and snapshots.c's) */
 struct db {
 	struct pgc		repl;
-	enum repl_state	state;
 	struct pgc		query;
+	int				backoff_ms;
+	struct timer	retry_timer;
+	struct timer	connect_timer;
+};
+
+/* stream.c */
+struct stream {
+	enum repl_state	state;
 	char			slot[64];
 	uint64_t		received_lsn;	/* end of the last XLogData processed */
 	uint64_t		server_end;		/* latest end of WAL the server reported */
 	int64_t			last_status_us;
 	int64_t			last_msg_us;	/* anything at all from the stream, keepalives too */
 	int64_t			last_commit_ts;	/* commit time of the last transaction (PG epoch us) */
-	bool			resynced;		/* every cached poll re-snapshotted since streaming */
-	int				backoff_ms;
-	struct timer	retry_timer;
 	struct timer	status_timer;	/* 1 s while streaming: status updates, silence */
-	struct timer	connect_timer;
 	struct timer	stop_timer;
 	void			(*on_stopped) (struct fanout *f);
 	struct pgo_relcache rels;
@@ -242,6 +285,7 @@ struct fanout {
 	int				n_clients_ws, n_clients_sse;
 	int				n_subscriptions;
 	struct db		db;
+	struct stream	stream;
 	struct metrics	m;
 	unsigned char  *scratch;		/* LWS_PRE + SCRATCH_SIZE, for rendering */
 
@@ -263,90 +307,122 @@ struct fanout {
 	struct timer	sweep_timer;
 	lws_dll2_owner_t streams;		/* WebSocket and SSE sessions */
 
-	/* snapshots.c: the sessions waiting for polls, round-robin; the resync queue; the batch */
+	/* writer.c sets it: polls.c tells the writer of a subscription that became dirty */
+	void			(*sub_dirty) (struct session *s, struct subscription *sub);
+
+	/* snapshots.c: the sessions waiting for polls, round-robin; the resync list; the batch */
 	lws_dll2_owner_t snap_ring;
-	struct poll	   *snap_queue_head, *snap_queue_tail;
+	int64_t		   *snap_resync;	/* ids of the polls to re-snapshot after a connection */
+	int				snap_resync_n, snap_resync_cap, snap_resync_at;
+	bool			snap_resynced;	/* every cached poll re-snapshotted since the connection */
 	bool			snap_busy;
 	int				snap_n;
 	int64_t			snap_ids[64];
 	int64_t			stream_polled_us;	/* last read of the replication stream */
 };
 
-/* main.c */
-void		logmsg(const char *fmt,...) __attribute__((format(printf, 1, 2)));
-int64_t		now_us(void);
-void		timer_init(struct fanout *f, struct timer *t, void (*cb) (struct fanout *f));
-void		timer_start(struct timer *t, int64_t delay_us);	/* (re)arms */
-void		timer_stop(struct timer *t);
+/* writer.c and sessions.c: WebSocket and SSE sessions past their headers are on the sweep list */
+static inline bool
+session_swept(const struct session *s)
+{
+	return !lws_dll2_is_detached(&s->stream_node) && (s->kind == SESS_WS || s->headers_sent);
+}
+
+/* 7 main.c: nothing exported */
+
+/* 6 http.c */
+int			http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
+						  struct session *s, void *in, size_t len);
+
+/* 6 ws.c */
+int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
+						struct session *s, void *in, size_t len);
+
+/* 6 wsguard.c: recv(), SSL_read(), accept(), accept4() and close() are ours */
+void		guard_websocket(struct lws *wsi);
+
+/* 6 metrics.c */
+size_t		metrics_render(struct fanout *f, char *out, size_t cap);
+
+/* 5 sessions.c */
+void		sessions_start(struct fanout *f);
+void		sessions_stop(struct fanout *f);
+void		session_init(struct fanout *f, struct session *s, struct lws *wsi,
+						 enum session_kind kind);
+void		session_detach(struct session *s);
+void		session_note_close(struct session *s);
+bool		clients_full(struct fanout *f);
+int			session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi);
+bool		session_may_see(struct fanout *f, struct session *s, int64_t poll_id);
+void		session_enforce_grant(struct session *s, int64_t now_s);
+struct subscription *session_subscribe(struct session *s, int64_t id, int64_t version);
+
+/* 4 writer.c */
+void		writer_start(struct fanout *f);
+void		writer_stop(struct fanout *f);
+bool		writer_flush(struct fanout *f);
+void		writer_request(struct session *s);
+void		writer_mark_dirty(struct session *s, struct subscription *sub);
+void		writer_queue(struct session *s, const char *text, size_t len, bool close_after);
+void		writer_error(struct session *s, const char *code, const char *msg, int64_t poll);
+int			session_write_updates(struct session *s);
+void		heap_remove(struct fanout *f, struct session *s);
 void		kill_soon(struct fanout *f, struct lws *wsi, enum pending_timeout reason);
 
-/* polls.c */
+/* 3 messages.c */
+const char *status_name(enum poll_status s);
+const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
+						int64_t *version);
+size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
+size_t		render_pong(char *out, size_t cap, const char *ping_id);
+
+/* 2 snapshots.c */
+void		snap_init(struct fanout *f);
+void		snap_stop(struct fanout *f);
+void		snap_want(struct fanout *f, struct session *s);
+void		snap_forget_session(struct fanout *f, struct session *s);
+bool		snap_healthy(const struct fanout *f);
+
+/* 2 stream.c */
+void		stream_init(struct fanout *f);
+void		stream_shutdown(struct fanout *f, void (*done) (struct fanout *f));
+bool		stream_connected(const struct fanout *f);
+bool		stream_healthy(const struct fanout *f);
+void		stream_poll(struct fanout *f);
+
+/* 1 polls.c */
 struct poll *poll_find(struct fanout *f, int64_t id);
 struct poll *poll_get(struct fanout *f, int64_t id);	/* find or create (LOADING) */
 void		poll_release_if_unused(struct fanout *f, struct poll *p);
 void		poll_apply_row(struct fanout *f, struct poll *p, const struct tally_row *row);
 void		poll_apply_snapshot(struct fanout *f, struct poll *p, const char *title,
 								char **labels, int n_labels, const struct tally_row *row);
-void		poll_not_found(struct fanout *f, struct poll *p);
+void		poll_not_found(struct fanout *f, struct poll *p, bool remember);
+void		poll_seen(struct fanout *f, int64_t id);
 void		poll_changed(struct fanout *f, struct poll *p);
-const char *status_name(enum poll_status s);
 struct subscription *sub_add(struct fanout *f, struct session *s, struct poll *p,
 							 int64_t version);
 void		sub_remove(struct fanout *f, struct subscription *sub);
 void		sub_set_dirty(struct subscription *sub, bool dirty);
-const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
-						int64_t *version);
-size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
 
-/* replication.c */
+/* 0 db.c */
+void		db_init(struct fanout *f);
 void		db_start(struct fanout *f);
 void		db_stop(struct fanout *f);
-void		db_shutdown(struct fanout *f, void (*done) (struct fanout *f));
+bool		db_open(struct fanout *f, struct pgc *c);
+void		db_close(struct pgc *c);
+int			db_flush(struct pgc *c);
+void		db_fail(struct fanout *f, const char *what, PGconn *conn);
+void		db_connected(struct fanout *f);
+bool		db_query_ready(const struct fanout *f);
 int			db_query_send(struct fanout *f, const char *sql, int n_params,
 						  const char *const *params);
-bool		db_healthy(const struct fanout *f);
-bool		db_connected(const struct fanout *f);
-void		db_poll_stream(struct fanout *f);
 
-/* snapshots.c */
-void		snap_want(struct fanout *f, struct session *s);
-void		snap_forget_session(struct fanout *f, struct session *s);
-void		snap_forget_poll(struct fanout *f, struct poll *p);
-bool		snap_known_missing(struct fanout *f, int64_t id);
-void		snap_seen(struct fanout *f, int64_t id);
-void		snap_connected(struct fanout *f);
-void		snap_disconnected(struct fanout *f);
-void		snap_next(struct fanout *f);
-void		snap_result(struct fanout *f, PGresult *res, bool connection_ok);
-void		snap_done(struct fanout *f);
-
-/* clients.c */
-int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
-						struct session *s, void *in, size_t len);
-void		session_mark_dirty(struct session *s, struct subscription *sub);
-void		clients_start(struct fanout *f);
-void		clients_stop(struct fanout *f);
-bool		clients_flush(struct fanout *f);
-void		heap_remove(struct fanout *f, struct session *s);
-void		session_init(struct fanout *f, struct session *s, struct lws *wsi,
-						 enum session_kind kind);
-void		session_detach(struct session *s);
-void		session_note_close(struct session *s);
-int			session_write_updates(struct session *s);
-void		session_enforce_grant(struct session *s, int64_t now_s);
-bool		session_may_see(struct fanout *f, struct session *s, int64_t poll_id);
-int			session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi);
-bool		clients_full(struct fanout *f);
-
-/* http.c */
-int			http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
-						  struct session *s, void *in, size_t len);
-int			http_writeable(struct fanout *f, struct session *s);
-
-/* wsguard.c: recv(), SSL_read(), accept(), accept4() and close() are ours */
-void		guard_websocket(struct lws *wsi);
-
-/* metrics.c */
-size_t		metrics_render(struct fanout *f, char *out, size_t cap);
+/* 0 loop.c */
+void		logmsg(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+int64_t		now_us(void);
+void		timer_init(struct fanout *f, struct timer *t, void (*cb) (struct fanout *f));
+void		timer_start(struct timer *t, int64_t delay_us);	/* (re)arms */
+void		timer_stop(struct timer *t);
 
 #endif

@@ -1,13 +1,16 @@
 /*
- * http.c — the HTTP endpoints: the demo page and the browser client
- * (built in, or from --web-root), GET /polls/ID (a snapshot), GET
- * /polls/ID/events (Server-Sent Events), /healthz and /metrics.
- * Snapshot and SSE requests wait, as a subscription, for the poll to load.
+ * http.c — HTTP routing: the demo page and the browser client (built in,
+ * or from --web-root), GET /polls/ID (a snapshot), GET /polls/ID/events
+ * (Server-Sent Events), /healthz, /metrics, CORS preflights, and the CORS
+ * headers of every response.  Snapshot and SSE requests wait, as a
+ * subscription, for the poll to load.  Calls sessions.c, writer.c,
+ * messages.c, snapshots.c and stream.c (health), polls.c, metrics.c.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "fanout.h"
@@ -25,7 +28,10 @@ static int	serve_asset(struct fanout *f, struct session *s, const char *name,
 static int	parse_poll_path(const char *path, int64_t *id, bool *events);
 static int	write_headers(struct session *s, int status, const char *ctype, size_t len);
 static int	http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *path);
+static int	http_writeable(struct fanout *f, struct session *s);
 static int	body_completed(struct fanout *f, struct session *s);
+static int64_t request_body_length(struct lws *wsi);
+static void stream_ignores_input(struct session *s);
 static int	serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id,
 					   bool events);
 
@@ -205,17 +211,18 @@ serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id, boo
 		return respond_error(s, 503, "bad_request", "too many clients", id);
 	}
 	p = poll_find(f, id);
-	if ((!p || p->state == POLL_LOADING) && !db_connected(f))
+	if ((!p || p->state == POLL_LOADING) && !stream_connected(f))
 		return respond_error(s, 503, "bad_request", "postgres is away", id);
 	if (events)
 	{
 		session_init(f, s, wsi, SESS_SSE);
 		(void) session_auth_from_request(f, s, wsi);
+		if (request_body_length(wsi) == 0)
+			stream_ignores_input(s);
 	}
 	else
 		s->kind = SESS_HTTP_SNAPSHOT;
-	p = poll_get(f, id);
-	if (!p || !sub_add(f, s, p, events ? last_event_id(wsi) : 0))
+	if (!session_subscribe(s, id, events ? last_event_id(wsi) : 0))
 		return -1;
 	return 0;				/* http_writeable() answers once the poll is loaded */
 }
@@ -235,10 +242,48 @@ static size_t
 render_health(struct fanout *f, char *out, size_t cap)
 {
 	/* never the connection's error: that names hosts and roles (it is in the log) */
-	int			n = snprintf(out, cap, "%s\n", db_healthy(f) ? "ok" :
-							 db_connected(f) ? "resyncing or lagging" : "not streaming");
+	int			n = snprintf(out, cap, "%s\n", snap_healthy(f) ? "ok" :
+							 stream_connected(f) ? "resyncing or lagging" : "not streaming");
 
 	return n < 0 ? 0 : (size_t) n < cap ? (size_t) n : cap - 1;
+}
+
+/*
+ * An SSE stream reads nothing more from its client.  Its transaction never
+ * completes, so lws neither reads what the client sends after the request
+ * (a pipelined request) nor stops polling for it: with those bytes in the
+ * socket the loop never waited (a busy loop per such client).  A watcher
+ * of ours drops them as they come, and closes the stream when the client
+ * goes away.  (lws's rx flow control would stop the polling, but in 4.1 it
+ * also stops an HTTP connection's writeable callbacks.)
+ */
+static void
+drain_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct session *s = lws_container_of(w, struct session, drain);
+	char		buf[1024];
+	ssize_t		n;
+
+	(void) revents;
+	while ((n = recv(w->fd, buf, sizeof(buf), 0)) > 0)
+		;
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+	{
+		ev_io_stop(loop, w);
+		s->gone = true;
+		kill_soon(s->f, s->wsi, PENDING_TIMEOUT_USER_OK);
+	}
+}
+
+static void
+stream_ignores_input(struct session *s)
+{
+	int			fd = lws_get_socket_fd(s->wsi);
+
+	if (fd < 0 || lws_is_ssl(s->wsi))
+		return;					/* over TLS the bytes are lws's to decrypt */
+	ev_io_init(&s->drain, drain_cb, fd, EV_READ);
+	ev_io_start(s->f->loop, &s->drain);
 }
 
 /* the request's Content-Length, 0 without one; lws refuses a malformed one */
@@ -279,7 +324,7 @@ http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *p
 	if (strcmp(path, "/poll-client.js") == 0)
 		return serve_asset(f, s, "poll-client.js", "application/javascript; charset=utf-8");
 	if (strcmp(path, "/healthz") == 0)
-		return serve_text(s, db_healthy(f) ? 200 : 503, "text/plain", 512, render_health);
+		return serve_text(s, snap_healthy(f) ? 200 : 503, "text/plain", 512, render_health);
 	if (strcmp(path, "/metrics") == 0)
 		return serve_text(s, 200, "text/plain; version=0.0.4", 16384, metrics_render);
 	r = parse_poll_path(path, &id, &events);
@@ -310,6 +355,8 @@ body_completed(struct fanout *f, struct session *s)
 	if (s->body_completed)
 		return -1;
 	s->body_completed = true;
+	if (s->kind == SESS_SSE)
+		stream_ignores_input(s);	/* the body is in */
 	return 0;
 }
 
@@ -338,7 +385,7 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 	return 0;
 }
 
-int
+static int
 http_writeable(struct fanout *f, struct session *s)
 {
 	if (!s->f)

@@ -1,14 +1,15 @@
 /*
- * main.c — poll-fanout's entry point: the flags, the lws context with its
- * two protocols (HTTP/WebSocket clients, raw libpq sockets), and the one
- * single-threaded event loop everything runs in.
+ * main.c — the top layer: the flags, the lws context with its one protocol
+ * (HTTP, SSE and WebSocket clients), the routing of lws's callbacks to
+ * http.c, ws.c and sessions.c, and the one single-threaded event loop
+ * everything runs in: its start (each layer bottom up), the flush of the
+ * writer's ready list before the loop waits, SIGINT/SIGTERM, the stop.
  *
  * The loop is ours: a libev loop on epoll, given to lws as a foreign loop
- * (lws's libev plugin puts its sockets and its one timer on it).  We run
- * it, stop it on SIGINT/SIGTERM, and hang on it what is not lws's: our
- * timers (struct timer) and the flush of clients.c's ready list before
- * the loop waits.  lws's default loop was poll() over every descriptor
- * once per turn: at 1 000 clients most of the daemon's CPU.
+ * (lws's libev plugin puts its sockets and its one timer on it); our
+ * timers (loop.c) and the Postgres sockets (db.c) are watchers on it too.
+ * lws's default loop was poll() over every descriptor once per turn: at
+ * 1 000 clients most of the daemon's CPU.  The layers: fanout.h.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,33 +31,6 @@ static void die(const char *fmt,...) __attribute__((format(printf, 1, 2), noretu
 static void parse_flags(struct fanout *f, int argc, char **argv);
 static int	callback_main(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 						  void *in, size_t len);
-
-void
-logmsg(const char *fmt,...)
-{
-	va_list		ap;
-	char		ts[32];
-	struct timespec now;
-	struct tm	tm;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ldZ poll-fanout: ", ts, now.tv_nsec / 1000000);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void
 usage(FILE *out)
@@ -294,60 +268,6 @@ static const struct lws_protocols protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0}
 };
 
-static void
-timer_fired(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct timer *t = lws_container_of(w, struct timer, w);
-
-	(void) loop;
-	(void) revents;
-	t->cb(t->f);
-}
-
-void
-timer_init(struct fanout *f, struct timer *t, void (*cb) (struct fanout *f))
-{
-	ev_timer_init(&t->w, timer_fired, 0., 0.);
-	t->f = f;
-	t->cb = cb;
-}
-
-void
-timer_start(struct timer *t, int64_t delay_us)
-{
-	struct ev_loop *loop = t->f->loop;
-
-	ev_timer_stop(loop, &t->w);
-	/*
-	 * From now, not from the start of this turn of the loop (libev's
-	 * clock): after a long pass of writes a throttle window would end
-	 * early.  libev rounds its waits up, never down.
-	 */
-	ev_now_update(loop);
-	ev_timer_set(&t->w, delay_us > 0 ? (ev_tstamp) delay_us / 1e6 : 0., 0.);
-	ev_timer_start(loop, &t->w);
-}
-
-void
-timer_stop(struct timer *t)
-{
-	if (t->f)
-		ev_timer_stop(t->f->loop, &t->w);
-}
-
-/*
- * Closes wsi from lws's own timer list.  lws looks at that list after it
- * served a socket and when its timer fires, not after one of our timers:
- * wake it through its event pipe, or the close could wait for the next
- * socket event.
- */
-void
-kill_soon(struct fanout *f, struct lws *wsi, enum pending_timeout reason)
-{
-	lws_set_timeout(wsi, reason, LWS_TO_KILL_ASYNC);
-	lws_cancel_service(f->lws);
-}
-
 /*
  * Before the loop waits: the sessions that became ready during this turn
  * (a replication change, a throttle window ending, a pong) are written,
@@ -361,7 +281,7 @@ static void
 on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	(void) revents;
-	if (clients_flush(w->data))
+	if (writer_flush(w->data))
 		ev_idle_start(loop, &flush_idle);
 }
 
@@ -398,7 +318,7 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	logmsg("shutting down");
 	f->stopping = true;
-	db_shutdown(f, stop_loop);
+	stream_shutdown(f, stop_loop);
 }
 
 static const char *
@@ -518,7 +438,12 @@ main(int argc, char **argv)
 		   f.throttle_ms, f.jwt ? ", tokens required" : "",
 		   f.web_root ? ", web root from disk" : "");
 	logmsg("event loop: libev %s", backend_name(ev_backend(f.loop)));
-	clients_start(&f);
+	/* bottom up: each layer sets the callbacks the one below calls it through */
+	db_init(&f);
+	stream_init(&f);
+	snap_init(&f);
+	writer_start(&f);
+	sessions_start(&f);
 	db_start(&f);
 
 	ev_run(f.loop, 0);
@@ -532,7 +457,9 @@ main(int argc, char **argv)
 	db_stop(&f);
 	timer_stop(&f.db.retry_timer);
 	lws_context_destroy(f.lws);
-	clients_stop(&f);
+	sessions_stop(&f);
+	writer_stop(&f);
+	snap_stop(&f);
 	ev_prepare_stop(f.loop, &flush_prepare);
 	ev_idle_stop(f.loop, &flush_idle);
 	ev_signal_stop(f.loop, &sig_int);

@@ -11,9 +11,9 @@ size_t
 metrics_render(struct fanout *f, char *out, size_t cap)
 {
 	struct jbuf b = {out, 0, cap, false};
-	uint64_t	lag = f->db.server_end > f->db.received_lsn ?
-		f->db.server_end - f->db.received_lsn : 0;
-	double		since_msg = f->db.last_msg_us ? (double) (now_us() - f->db.last_msg_us) / 1e6 : -1;
+	uint64_t	lag = f->stream.server_end > f->stream.received_lsn ?
+		f->stream.server_end - f->stream.received_lsn : 0;
+	double		since_msg = f->stream.last_msg_us ? (double) (now_us() - f->stream.last_msg_us) / 1e6 : -1;
 
 #define GAUGE(name, help, fmt, val) \
 	jb_fmt(&b, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " " fmt "\n", val)
@@ -33,9 +33,9 @@ metrics_render(struct fanout *f, char *out, size_t cap)
 	COUNTER("poll_fanout_coalesced_updates_total",
 			"Updates merged into a later message for a client instead of sent alone.", f->m.coalesced);
 	GAUGE("poll_fanout_replication_streaming", "1 while streaming from Postgres.", "%d",
-		  f->db.state == REPL_STREAMING ? 1 : 0);
+		  f->stream.state == REPL_STREAMING ? 1 : 0);
 	GAUGE("poll_fanout_replication_healthy", "1 while streaming, resynced and caught up.", "%d",
-		  db_healthy(f) ? 1 : 0);
+		  snap_healthy(f) ? 1 : 0);
 	GAUGE("poll_fanout_replication_lag_bytes",
 		  "WAL the server reported beyond what the daemon has processed.", "%llu",
 		  (unsigned long long) lag);
@@ -43,7 +43,7 @@ metrics_render(struct fanout *f, char *out, size_t cap)
 		  "Seconds since the last message from the replication stream (-1: none).", "%.3f", since_msg);
 	jb_fmt(&b, "# HELP poll_fanout_replication_received_lsn Last WAL position processed.\n"
 		   "# TYPE poll_fanout_replication_received_lsn gauge\n"
-		   "poll_fanout_replication_received_lsn %llu\n", (unsigned long long) f->db.received_lsn);
+		   "poll_fanout_replication_received_lsn %llu\n", (unsigned long long) f->stream.received_lsn);
 	COUNTER("poll_fanout_reconnects_total", "Reconnection attempts to Postgres.", f->m.reconnects);
 	COUNTER("poll_fanout_rejected_inputs_total",
 			"Client inputs refused: bad JSON, bad ids, oversize frames, rate limits, bad tokens.",

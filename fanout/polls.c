@@ -2,34 +2,73 @@
  * polls.c — the poll cache and subscriptions: the latest state of every
  * poll someone watches, applied by version (a row whose version is not
  * higher than the cached one is ignored, whether it came from a snapshot
- * or the stream), and the rendering of the message a subscriber needs.
+ * or the stream), each poll's subscriptions in a clean and a dirty list,
+ * and the negative cache of ids that do not exist.
  *
  * A subscription never queues messages: it remembers the version the
  * client has, and at write time the message is rendered from the poll's
- * current state.  That is the coalescing, and what bounds memory.
+ * current state (messages.c).  That is the coalescing, and what bounds
+ * memory.  When a subscription becomes dirty the writer is told through
+ * f->sub_dirty, which writer.c sets: the cache calls nothing above it.
+ *
+ * Unknown ids are remembered for NEG_TTL_US in a fixed-size, direct-mapped
+ * negative cache (NEG_SLOTS entries, a collision replaces the older one:
+ * bounded whatever the ids), so asking again costs no query; a row of the
+ * id on the replication stream (the poll was created) forgets it at once.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fanout.h"
 
+#define NEG_SLOTS	4096
+#define NEG_TTL_US	(10 * 1000 * 1000)
+
+static struct neg_entry {
+	int64_t		id;
+	int64_t		until_us;
+}			neg[NEG_SLOTS];
+
+static unsigned neg_slot(int64_t id);
+static bool poll_known_missing(int64_t id);
+static void neg_add(int64_t id);
 static unsigned bucket_of(int64_t id);
 static void poll_free(struct poll *p);
-static void render_options(struct jbuf *b, const struct poll *p, bool labels);
+static void sub_unlink(struct subscription *sub);
+static void sub_link(struct subscription *sub);
 
-const char *
-status_name(enum poll_status s)
+static unsigned
+neg_slot(int64_t id)
 {
-	switch (s)
-	{
-		case STATUS_SCHEDULED:
-			return "scheduled";
-		case STATUS_OPEN:
-			return "open";
-		case STATUS_CLOSED:
-			return "closed";
-	}
-	return "open";
+	return (unsigned) (((uint64_t) id * 11400714819323198485ull) >> 52) % NEG_SLOTS;
+}
+
+static bool
+poll_known_missing(int64_t id)
+{
+	struct neg_entry *e = &neg[neg_slot(id)];
+
+	return e->id == id && e->until_us > now_us();
+}
+
+/* a row of the poll came on the stream: it exists */
+void
+poll_seen(struct fanout *f, int64_t id)
+{
+	struct neg_entry *e = &neg[neg_slot(id)];
+
+	(void) f;
+	if (e->id == id)
+		e->until_us = 0;
+}
+
+static void
+neg_add(int64_t id)
+{
+	struct neg_entry *e = &neg[neg_slot(id)];
+
+	e->id = id;
+	e->until_us = now_us() + NEG_TTL_US;
 }
 
 static unsigned
@@ -59,8 +98,8 @@ poll_get(struct fanout *f, int64_t id)
 	if (!p)
 		return NULL;
 	p->id = id;
-	/* loaded when a subscription asks for it (snap_want); unknown a moment ago: still unknown */
-	p->state = snap_known_missing(f, id) ? POLL_NOT_FOUND : POLL_LOADING;
+	/* loaded when a subscriber asks for it (snapshots.c); unknown a moment ago: still unknown */
+	p->state = poll_known_missing(id) ? POLL_NOT_FOUND : POLL_LOADING;
 	b = bucket_of(id);
 	p->next_in_bucket = f->buckets[b];
 	f->buckets[b] = p;
@@ -88,7 +127,6 @@ poll_release_if_unused(struct fanout *f, struct poll *p)
 
 	if (p->n_subs > 0)
 		return;
-	snap_forget_poll(f, p);
 	for (pp = &f->buckets[bucket_of(p->id)]; *pp; pp = &(*pp)->next_in_bucket)
 		if (*pp == p)
 		{
@@ -115,7 +153,7 @@ poll_changed(struct fanout *f, struct poll *p)
 	while ((s = p->subs) != NULL)
 	{
 		sub_set_dirty(s, true);
-		session_mark_dirty(s->sess, s);
+		f->sub_dirty(s->sess, s);
 	}
 }
 
@@ -223,9 +261,12 @@ poll_apply_snapshot(struct fanout *f, struct poll *p, const char *title,
 		poll_apply_row(f, p, row);
 }
 
+/* the poll does not exist; remembered (the negative cache) when asked */
 void
-poll_not_found(struct fanout *f, struct poll *p)
+poll_not_found(struct fanout *f, struct poll *p, bool remember)
 {
+	if (remember)
+		neg_add(p->id);
 	p->state = POLL_NOT_FOUND;
 	poll_changed(f, p);
 }
@@ -263,9 +304,7 @@ sub_add(struct fanout *f, struct session *s, struct poll *p, int64_t version)
 	s->subs[s->n_subs++] = sub;
 	f->n_subscriptions++;
 	if (sub->dirty)
-		session_mark_dirty(s, sub);
-	else
-		snap_want(f, s);		/* the poll is loading: this client waits for it, in turn */
+		f->sub_dirty(s, sub);
 	return sub;
 }
 
@@ -286,108 +325,4 @@ sub_remove(struct fanout *f, struct subscription *sub)
 	f->n_subscriptions--;
 	free(sub);
 	poll_release_if_unused(f, p);
-}
-
-static void
-render_options(struct jbuf *b, const struct poll *p, bool labels)
-{
-	int			n = p->n_options > 0 ? p->n_options : p->n_votes;
-
-	jb_str(b, ",\"options\":[");
-	for (int i = 0; i < n; i++)
-	{
-		jb_fmt(b, "%s{\"id\":%d", i ? "," : "", i + 1);
-		if (labels)
-		{
-			jb_str(b, ",\"label\":");
-			jb_json_string(b, i < p->n_options ? p->labels[i] : "");
-		}
-		jb_fmt(b, ",\"votes\":%lld}", (long long) (i < p->n_votes ? p->votes[i] : 0));
-	}
-	jb_str(b, "]}");
-}
-
-size_t
-render_snapshot_json(const struct poll *p, char *out, size_t cap)
-{
-	struct jbuf b = {out, 0, cap, false};
-
-	jb_fmt(&b, "{\"type\":\"snapshot\",\"poll\":%lld,\"version\":%lld,\"status\":\"%s\",\"title\":",
-		   (long long) p->id, (long long) p->version, status_name(p->status));
-	jb_json_string(&b, p->title ? p->title : "");
-	jb_fmt(&b, ",\"ballots\":%lld", (long long) p->ballots);
-	render_options(&b, p, true);
-	return b.overflow ? 0 : b.len;
-}
-
-static size_t
-render_kind(const struct poll *p, enum msg_kind k, char *out, size_t cap)
-{
-	struct jbuf b = {out, 0, cap, false};
-
-	if (k == MSG_SNAPSHOT)
-		return render_snapshot_json(p, out, cap);
-	if (k == MSG_STATUS)
-	{
-		jb_fmt(&b, "{\"type\":\"status\",\"poll\":%lld,\"version\":%lld,\"status\":\"%s\"}",
-			   (long long) p->id, (long long) p->version, status_name(p->status));
-		return b.overflow ? 0 : b.len;
-	}
-	jb_fmt(&b, "{\"type\":\"tally\",\"poll\":%lld,\"version\":%lld,\"ballots\":%lld",
-		   (long long) p->id, (long long) p->version, (long long) p->ballots);
-	render_options(&b, p, false);
-	return b.overflow ? 0 : b.len;
-}
-
-/*
- * The message that brings the subscriber from sent_version to the poll's
- * current version: a snapshot first, then a tally or a status, or a
- * snapshot again when both changed since the client's version.  Each kind
- * is rendered once per version and shared by every subscriber that needs
- * it (the text stays valid until the poll changes or goes).
- * Returns NULL when there is nothing to send.
- */
-const char *
-message_for(struct fanout *f, struct subscription *sub, size_t *len, int64_t *version)
-{
-	struct poll *p = sub->poll;
-	enum msg_kind k;
-	bool		sc, tc;
-
-	if (p->state != POLL_READY || !p->have_row || p->version <= sub->sent_version)
-		return NULL;
-	sc = p->status_version > sub->sent_version;
-	tc = p->tally_version > sub->sent_version;
-	if (sub->need_snapshot || sub->sent_version < p->base_version || (sc && tc))
-		k = MSG_SNAPSHOT;
-	else if (sc)
-		k = MSG_STATUS;
-	else
-		k = MSG_TALLY;
-	if (!p->msg[k] || p->msg_version[k] != p->version)
-	{
-		char	   *out = (char *) f->scratch;
-		size_t		n = render_kind(p, k, out, SCRATCH_SIZE);
-		char	   *m;
-
-		if (n == 0)
-			return NULL;
-		if (n > p->msg_cap[k])
-		{
-			/* reused from version to version: grows, never churns */
-			size_t		cap = n < 256 ? 256 : n + n / 4;
-
-			m = realloc(p->msg[k], cap);
-			if (!m)
-				return NULL;
-			p->msg[k] = m;
-			p->msg_cap[k] = cap;
-		}
-		memcpy(p->msg[k], out, n);
-		p->msg_len[k] = n;
-		p->msg_version[k] = p->version;
-	}
-	*len = p->msg_len[k];
-	*version = p->version;
-	return p->msg[k];
 }

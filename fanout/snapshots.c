@@ -1,20 +1,20 @@
 /*
- * snapshots.c — loading polls from Postgres: which snapshot queries run,
- * in what order, and what their results do to the poll cache.
+ * snapshots.c — loading polls from Postgres on the query connection:
+ * which snapshot queries run, in what order, and what their results do to
+ * the poll cache.
  *
  * Fairness: the polls a client waits for are asked for client by client,
  * round-robin — a session with a poll still loading is on a ring, and each
  * query takes at most one poll from each session in turn (a batch of up to
  * SNAP_BATCH polls in one query, poll_id = ANY($1)).  A client asking for
  * 64 polls delays another client's one poll by one batch, not by 64
- * queries.  After a reconnection every cached poll is re-snapshotted
- * (the resync queue), after the clients' polls in each batch.
+ * queries.  After a reconnection every cached poll is re-snapshotted (the
+ * resync list of ids), after the clients' polls in each batch.  An id no
+ * row came back for is not found, and remembered so (polls.c's negative
+ * cache).
  *
- * Unknown ids: a poll id no row came back for is remembered for
- * NEG_TTL_US in a fixed-size, direct-mapped negative cache (NEG_SLOTS
- * entries, a collision replaces the older entry: bounded whatever the
- * ids), so asking for it again costs no query; a row of the id on the
- * replication stream (the poll was created) forgets it at once.
+ * Calls polls.c, stream.c (is it streaming), db.c and loop.c; the query
+ * connection's callbacks (on_ready, on_readable, on_down) are ours.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +23,10 @@
 #include "fanout.h"
 
 #define SNAP_BATCH	64
-#define NEG_SLOTS	4096
-#define NEG_TTL_US	(10 * 1000 * 1000)
 
 /*
  * Every name schema-qualified, and the connection runs with search_path =
- * pg_catalog, pg_temp (replication.c): no name resolves in a schema a user
+ * pg_catalog, pg_temp (db.c): no name resolves in a schema a user
  * could write to (a public.array_agg(text) would beat pg_catalog's
  * polymorphic one and run under the daemon's role).
  */
@@ -41,44 +39,16 @@ static const char *const snapshot_sql =
 " WHERE p.poll_id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])"
 " GROUP BY p.poll_id, p.title, t.version, t.status, t.ballots, t.votes";
 
-static struct neg_entry {
-	int64_t		id;
-	int64_t		until_us;
-}			neg[NEG_SLOTS];
-
-static unsigned
-neg_slot(int64_t id)
-{
-	return (unsigned) (((uint64_t) id * 11400714819323198485ull) >> 52) % NEG_SLOTS;
-}
-
-bool
-snap_known_missing(struct fanout *f, int64_t id)
-{
-	struct neg_entry *e = &neg[neg_slot(id)];
-
-	(void) f;
-	return e->id == id && e->until_us > now_us();
-}
-
-void
-snap_seen(struct fanout *f, int64_t id)
-{
-	struct neg_entry *e = &neg[neg_slot(id)];
-
-	(void) f;
-	if (e->id == id)
-		e->until_us = 0;
-}
-
-static void
-neg_add(int64_t id)
-{
-	struct neg_entry *e = &neg[neg_slot(id)];
-
-	e->id = id;
-	e->until_us = now_us() + NEG_TTL_US;
-}
+static struct poll *next_wanted(struct session *s, bool *loading);
+static void query_connected(struct fanout *f);
+static void query_readable(struct fanout *f);
+static void query_down(struct fanout *f);
+static void batch_clear(struct fanout *f);
+static void batch_add(struct fanout *f, struct poll *p);
+static void snap_next(struct fanout *f);
+static void apply_row(struct fanout *f, PGresult *res, int r);
+static void snap_result(struct fanout *f, PGresult *res, bool connection_ok);
+static void snap_done(struct fanout *f);
 
 /* the first poll of s still to be asked for, NULL if none; *loading: any loading */
 static struct poll *
@@ -113,56 +83,31 @@ snap_forget_session(struct fanout *f, struct session *s)
 	lws_dll2_remove(&s->snap_node);
 }
 
-/* a cached poll to re-snapshot (after a reconnection) */
-static void
-queue_resync(struct fanout *f, struct poll *p)
-{
-	if (p->queued)
-		return;
-	p->queued = true;
-	p->next_queued = NULL;
-	if (f->snap_queue_tail)
-		f->snap_queue_tail->next_queued = p;
-	else
-		f->snap_queue_head = p;
-	f->snap_queue_tail = p;
-}
-
-void
-snap_forget_poll(struct fanout *f, struct poll *p)
-{
-	struct poll *prev = NULL;
-
-	if (!p->queued)
-		return;
-	for (struct poll *q = f->snap_queue_head; q; prev = q, q = q->next_queued)
-		if (q == p)
-		{
-			if (prev)
-				prev->next_queued = q->next_queued;
-			else
-				f->snap_queue_head = q->next_queued;
-			if (f->snap_queue_tail == q)
-				f->snap_queue_tail = prev;
-			break;
-		}
-	p->queued = false;
-}
-
 /* the query connection is up: every cached poll gets a fresh snapshot, taken after the slot */
-void
-snap_connected(struct fanout *f)
+static void
+query_connected(struct fanout *f)
 {
+	db_connected(f);
 	f->snap_busy = false;
 	f->snap_n = 0;
-	f->snap_queue_head = f->snap_queue_tail = NULL;
+	f->snap_resync_n = f->snap_resync_at = 0;
 	for (int b = 0; b < POLL_BUCKETS; b++)
 		for (struct poll *p = f->buckets[b]; p; p = p->next_in_bucket)
 		{
-			p->queued = false;
 			p->in_flight = false;
-			if (p->state == POLL_READY)
-				queue_resync(f, p);
+			if (p->state != POLL_READY)
+				continue;
+			if (f->snap_resync_n == f->snap_resync_cap)
+			{
+				int			cap = f->snap_resync_cap ? f->snap_resync_cap * 2 : 256;
+				int64_t    *ids = realloc(f->snap_resync, sizeof(*ids) * (size_t) cap);
+
+				if (!ids)
+					break;		/* not resynced: /healthz stays 503 */
+				f->snap_resync = ids;
+				f->snap_resync_cap = cap;
+			}
+			f->snap_resync[f->snap_resync_n++] = p->id;
 		}
 	snap_next(f);
 }
@@ -183,10 +128,11 @@ batch_clear(struct fanout *f)
 }
 
 /* the query connection is gone: what was in flight is asked again after the reconnection */
-void
-snap_disconnected(struct fanout *f)
+static void
+query_down(struct fanout *f)
 {
 	batch_clear(f);
+	f->snap_resynced = false;
 }
 
 static void
@@ -196,8 +142,8 @@ batch_add(struct fanout *f, struct poll *p)
 	f->snap_ids[f->snap_n++] = p->id;
 }
 
-/* the next batch: one poll per waiting session in turn, then the resync queue */
-void
+/* the next batch: one poll per waiting session in turn, then the resync list */
+static void
 snap_next(struct fanout *f)
 {
 	char		ids[SNAP_BATCH * 21 + 3];
@@ -205,7 +151,7 @@ snap_next(struct fanout *f)
 	size_t		len = 0;
 	int			visits;
 
-	if (f->snap_busy || !db_connected(f))
+	if (f->snap_busy || !stream_connected(f))
 		return;
 	f->snap_n = 0;
 	for (visits = (int) f->snap_ring.count; visits > 0 && f->snap_n < SNAP_BATCH; visits--)
@@ -221,22 +167,18 @@ snap_next(struct fanout *f)
 		if (loading)
 			lws_dll2_add_tail(d, &f->snap_ring);	/* its turn again after the others */
 	}
-	while (f->snap_n < SNAP_BATCH && f->snap_queue_head)
+	while (f->snap_n < SNAP_BATCH && f->snap_resync_at < f->snap_resync_n)
 	{
-		struct poll *p = f->snap_queue_head;
+		struct poll *p = poll_find(f, f->snap_resync[f->snap_resync_at++]);
 
-		f->snap_queue_head = p->next_queued;
-		if (!f->snap_queue_head)
-			f->snap_queue_tail = NULL;
-		p->queued = false;
-		if (!p->in_flight)
+		if (p && !p->in_flight)	/* not gone meanwhile, not asked for already */
 			batch_add(f, p);
 	}
 	if (f->snap_n == 0)
 	{
-		if (!f->db.resynced && f->verbose)
+		if (!f->snap_resynced && f->verbose)
 			logmsg("postgres: resync done");
-		f->db.resynced = true;
+		f->snap_resynced = true;
 		return;
 	}
 	ids[len++] = '{';
@@ -274,14 +216,14 @@ apply_row(struct fanout *f, PGresult *res, int r)
 		for (int i = 0; i < n_labels; i++)
 			free(labels[i]);
 		free(labels);
-		poll_not_found(f, p);
+		poll_not_found(f, p, false);
 		return;
 	}
 	poll_apply_snapshot(f, p, PQgetvalue(res, r, 1), labels, n_labels, &row);
 }
 
 /* the batch's result: rows for the polls that exist; the others do not */
-void
+static void
 snap_result(struct fanout *f, PGresult *res, bool connection_ok)
 {
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -303,7 +245,7 @@ snap_result(struct fanout *f, PGresult *res, bool connection_ok)
 			struct poll *p = poll_find(f, f->snap_ids[i]);
 
 			if (p && p->state == POLL_LOADING)
-				poll_not_found(f, p);
+				poll_not_found(f, p, false);
 		}
 		return;
 	}
@@ -318,16 +260,62 @@ snap_result(struct fanout *f, PGresult *res, bool connection_ok)
 		if (p && p->in_flight)
 		{
 			p->in_flight = false;
-			neg_add(p->id);
-			poll_not_found(f, p);
+			poll_not_found(f, p, true);
 		}
 	}
 }
 
 /* the batch is done (its last result read): the next one */
-void
+static void
 snap_done(struct fanout *f)
 {
 	batch_clear(f);
 	snap_next(f);
+}
+
+static void
+query_readable(struct fanout *f)
+{
+	PGconn	   *conn = f->db.query.conn;
+
+	if (!PQconsumeInput(conn))
+	{
+		db_fail(f, "query connection", conn);
+		return;
+	}
+	while (f->snap_busy && !PQisBusy(conn))
+	{
+		PGresult   *res = PQgetResult(conn);
+
+		if (!res)
+		{
+			snap_done(f);
+			return;
+		}
+		snap_result(f, res, PQstatus(conn) == CONNECTION_OK);
+		PQclear(res);
+	}
+}
+
+void
+snap_init(struct fanout *f)
+{
+	f->db.query.on_ready = query_connected;
+	f->db.query.on_readable = query_readable;
+	f->db.query.on_down = query_down;
+}
+
+/* streaming, caught up, and every cached poll re-snapshotted since the connection */
+bool
+snap_healthy(const struct fanout *f)
+{
+	return stream_healthy(f) && f->snap_resynced;
+}
+
+void
+snap_stop(struct fanout *f)
+{
+	free(f->snap_resync);
+	f->snap_resync = NULL;
+	f->snap_resync_n = f->snap_resync_cap = f->snap_resync_at = 0;
 }

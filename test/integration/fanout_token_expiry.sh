@@ -12,11 +12,13 @@ start_daemon --jwt-secret-file "$WORK/secret"
 wait_healthy
 coproc EXPIRY { node "$FANOUT_TESTS/token_expiry.js" "$(BASE)" "$secret" "$poll" 2>&1; }
 expiry_pid=$EXPIRY_PID
-while read -r line <&"${EXPIRY[0]}"; do
+# bash unsets EXPIRY when the coprocess ends: our own copies of its pipes
+exec {from_node}<&"${EXPIRY[0]}" {to_node}>&"${EXPIRY[1]}"
+while read -r line <&"$from_node"; do
 	echo "$line"
 	if [ "$line" = VOTE ]; then
 		psql_q -c "SELECT poll.cast_vote($poll, 'v-$RANDOM', 1)" >/dev/null
-		echo voted >&"${EXPIRY[1]}"
+		echo voted >&"$to_node"
 	fi
 done
 wait "$expiry_pid" || fail "token expiry"
