@@ -224,9 +224,9 @@ sql postgres "DROP INDEX poll.trap_ballot_cast_at" >/dev/null
 expect cast "$(probe postgres "SELECT poll.cast_vote($single, 'su1', 3)")" "superuser vote"
 echo "ok: votes of each form and outcome, bulk votes, retractions and errors, through both write paths"
 
-# a manual fold, a wake-up of the worker, a close (twice), webhooks
+# a manual fold, a wake-up of the worker (owner only: as superuser), a close (twice), webhooks
 probe trap_admin "SELECT poll.fold()" >/dev/null
-! exists 'poll._worker_wake()' || probe trap_admin "SELECT poll._worker_wake()" >/dev/null
+! exists 'poll._worker_wake()' || probe postgres "SELECT poll._worker_wake()" >/dev/null
 probe trap_admin "SELECT poll.close_poll($fixed); SELECT poll.close_poll($fixed)" >/dev/null
 probe_error trap_voter 55000 "SELECT poll.cast_vote($fixed, 'f2', 1)"
 if exists 'poll.add_webhook(text,text,text[],bigint[])'; then
