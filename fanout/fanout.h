@@ -337,6 +337,7 @@ int			http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons
 /* 6 ws.c */
 int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 						struct session *s, void *in, size_t len);
+int			ws_confirm_upgrade(struct lws *wsi);
 
 /* 6 wsguard.c: recv(), SSL_read(), accept(), accept4() and close() are ours */
 void		guard_websocket(struct lws *wsi);

@@ -226,6 +226,9 @@ callback_main(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 {
 	struct fanout *f = lws_context_user(lws_get_context(wsi));
 
+	/* lws asks this with freed per-session data (ws.c): before the check below */
+	if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+		return ws_confirm_upgrade(wsi);
 	/* lws may report a close before any per-session data exists */
 	if (!user && reason != LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
 		return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -139,6 +139,36 @@ handle_message(struct session *s, const char *buf, size_t len)
 	}
 }
 
+/*
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, for a request with an Upgrade header:
+ * only "websocket" goes on; anything else closes the connection (-1).
+ *
+ * lws 4.1 answers an Upgrade it does not know with a 403 and completes the
+ * transaction itself, then goes on regardless (lws_handshake_server()):
+ * it asks this, then compares the Upgrade value again and serves the
+ * request as plain HTTP.  On a keep-alive connection (the request is not
+ * the connection's first: the previous one left it keep-alive) completing
+ * the transaction has freed the header table that value points into, and
+ * the per-session data (HTTP_DROP_PROTOCOL; here user is NULL): a
+ * heap-use-after-free in lws's strcasecmp, then lws_http_action() on a
+ * request without headers.  Our -1 is lws's only way out between the two:
+ * it closes the connection after its 403.  `in` (that value) may be freed:
+ * never read; the header table is asked instead, which lws has detached
+ * (or reset, with a pipelined request waiting) when it completed the
+ * transaction.  "h2c" is refused too: no client of ours upgrades to HTTP/2
+ * in cleartext (over TLS, ALPN negotiates HTTP/2 without an Upgrade).
+ */
+int
+ws_confirm_upgrade(struct lws *wsi)
+{
+	char		value[16];
+
+	if (lws_hdr_copy(wsi, value, sizeof(value), WSI_TOKEN_UPGRADE) <= 0 ||
+		strcasecmp(value, "websocket") != 0)
+		return -1;
+	return 0;
+}
+
 int
 ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 			struct session *s, void *in, size_t len)
