@@ -20,7 +20,7 @@ open_s=$(( seconds * 3 / 5 ))
 jwt_s=$(( seconds - open_s ))
 p1=$(new_poll 'Fuzz me' A B C)
 p2=$(new_poll 'Fuzz me too' X Y)
-p3=$(new_poll 'Fuzz me, multi' M N O P)
+p3=$(psql_q -c "SELECT poll.create_poll('Fuzz me, multi', ARRAY['M','N','O','P'], kind => 'multi')")
 polls="$p1,$p2,$p3"
 
 # every poll changes a few times a second for the whole run (and at most 30 s
