@@ -30,7 +30,16 @@ cleanup() {
 	for p in "${PIDS[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
+	# a process that ignores SIGTERM (a daemon spinning in a bug) gets
+	# SIGKILL after 5 s, so that no test leaves one behind
+	local deadline=$((SECONDS + 5))
 	for p in "${PIDS[@]}"; do
+		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+		if kill -0 "$p" 2>/dev/null; then
+			echo "FAIL $TEST_NAME: pid $p ignored SIGTERM for 5 s; killed" >&2
+			kill -9 "$p" 2>/dev/null || true
+			rc=1
+		fi
 		wait "$p" 2>/dev/null || true
 	done
 	# under the sanitizers (test/run.sh's second pass) a report in any daemon
