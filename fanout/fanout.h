@@ -189,6 +189,8 @@ struct session {
 
 	/* HTTP responses */
 	ev_io			drain;			/* SSE: drops what the client sends (http.c) */
+	ev_io			unchoke;		/* the socket took no more: waits for it, rx paused (http.c) */
+	bool			body_done;		/* the last of the body is handed to lws */
 	bool			body_completed;	/* the request's (ignored) body is all read */
 	bool			headers_sent;
 	int				http_status;

@@ -69,6 +69,7 @@ session_detach(struct session *s)
 	if (!f)
 		return;					/* never initialised */
 	ev_io_stop(f->loop, &s->drain);	/* a no-op unless started (http.c) */
+	ev_io_stop(f->loop, &s->unchoke);	/* likewise */
 	heap_remove(f, s);
 	lws_dll2_remove(&s->ready_node);
 	lws_dll2_remove(&s->stream_node);
