@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 
@@ -115,6 +116,21 @@ extern Oid	poll_change_relid(void);
 
 /* poll.ballot, where the vote path inserts new voters' ballots. */
 extern Oid	poll_ballot_relid(void);
+
+/*
+ * A statement the extension's C code runs through SPI, as the owner of its
+ * tables, prepared (a generic plan, kept) on first use: vote.c, segment.c.
+ * Its SQL names every function, operator and type with its schema.
+ */
+typedef struct PollStatement
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[6];
+	SPIPlanPtr	plan;
+} PollStatement;
+
+extern void poll_run(PollStatement *st, Datum *args, const char *nulls, int expect);
 
 /* segment.c: the registry that bounds a poll's segments (SPI connected, as the owner) */
 extern void poll_check_segment(const PollInfo *poll, text *segment);

@@ -55,33 +55,24 @@ typedef struct SegmentKey
 	char		segment[SEGMENT_KEY_BYTES];	/* NUL-padded */
 } SegmentKey;
 
-/* A statement of this file, prepared on first use. */
-typedef struct SegmentStatement
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[2];
-	SPIPlanPtr	plan;
-} SegmentStatement;
-
-static SegmentStatement probe_segment = {
+static PollStatement probe_segment = {
 	"SELECT xmin FROM poll.segment"
 	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND segment OPERATOR(pg_catalog.=) $2",
 	2, {INT8OID, TEXTOID}
 };
 
 /* The poll's registry, locked against other adders; returns its size. */
-static SegmentStatement lock_poll = {
+static PollStatement lock_poll = {
 	"SELECT FROM poll.poll WHERE poll_id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
 	1, {INT8OID}
 };
 
-static SegmentStatement count_segments = {
+static PollStatement count_segments = {
 	"SELECT pg_catalog.count(*) FROM poll.segment WHERE poll_id OPERATOR(pg_catalog.=) $1",
 	1, {INT8OID}
 };
 
-static SegmentStatement insert_segments = {
+static PollStatement insert_segments = {
 	"INSERT INTO poll.segment (poll_id, segment)"
 	" SELECT $1, s FROM pg_catalog.unnest($2) AS s WHERE s IS NOT NULL"
 	" ON CONFLICT (poll_id, segment) DO NOTHING",
@@ -92,7 +83,7 @@ static SegmentStatement insert_segments = {
  * The segments of a bulk call not registered yet, each with the 1-based
  * element that first carries it, in that order.
  */
-static SegmentStatement new_segments = {
+static PollStatement new_segments = {
 	"SELECT u.segment, pg_catalog.min(u.ord)"
 	"  FROM ROWS FROM (pg_catalog.unnest($2)) WITH ORDINALITY AS u(segment, ord)"
 	" WHERE u.segment IS NOT NULL"
@@ -140,26 +131,6 @@ registry_relid(void)
 		segment_relid_known = true;
 	}
 	return segment_relid;
-}
-
-static void
-run(SegmentStatement *st, Datum *args, int expect)
-{
-	int			rc;
-
-	if (st->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(st->sql, st->nargs, st->argtypes,
-											  CURSOR_OPT_GENERIC_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		st->plan = plan;
-	}
-	rc = SPI_execute_plan(st->plan, args, NULL, false, 0);
-	if (rc != expect)
-		elog(ERROR, "segment statement failed: %s", SPI_result_code_string(rc));
 }
 
 static void
@@ -217,8 +188,8 @@ lock_and_count(int64 poll_id)
 	Datum		arg = Int64GetDatum(poll_id);
 	bool		isnull;
 
-	run(&lock_poll, &arg, SPI_OK_SELECT);
-	run(&count_segments, &arg, SPI_OK_SELECT);
+	poll_run(&lock_poll, &arg, NULL, SPI_OK_SELECT);
+	poll_run(&count_segments, &arg, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
@@ -265,7 +236,7 @@ poll_check_segment(const PollInfo *poll, text *segment)
 
 	args[0] = Int64GetDatum(poll->poll_id);
 	args[1] = PointerGetDatum(segment);
-	run(&probe_segment, args, SPI_OK_SELECT);
+	poll_run(&probe_segment, args, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
@@ -280,13 +251,13 @@ poll_check_segment(const PollInfo *poll, text *segment)
 	if (lock_and_count(poll->poll_id) >= poll_max_segments)
 	{
 		/* another session may have added this very segment meanwhile */
-		run(&probe_segment, args, SPI_OK_SELECT);
+		poll_run(&probe_segment, args, NULL, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 			refuse_segment(poll, segment, 0);
 		return;
 	}
 	args[1] = one_text_array(segment);
-	run(&insert_segments, args, SPI_OK_INSERT);
+	poll_run(&insert_segments, args, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -313,13 +284,13 @@ poll_check_segments(const PollInfo *poll, Datum *segments, bool *nulls, int n)
 	args[0] = Int64GetDatum(poll->poll_id);
 	args[1] = PointerGetDatum(construct_md_array(segments, nulls, 1, dims, lbs, TEXTOID, -1,
 												 false, TYPALIGN_INT));
-	run(&new_segments, args, SPI_OK_SELECT);
+	poll_run(&new_segments, args, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return;
 
 	held = lock_and_count(poll->poll_id);
 	/* the list again, under the lock: others may have added some */
-	run(&new_segments, args, SPI_OK_SELECT);
+	poll_run(&new_segments, args, NULL, SPI_OK_SELECT);
 	nnew = SPI_processed;
 	if (held + (int64) nnew > poll_max_segments)
 	{
@@ -332,7 +303,7 @@ poll_check_segments(const PollInfo *poll, Datum *segments, bool *nulls, int n)
 		refuse_segment(poll, segment, (int) element);
 	}
 	if (nnew > 0)
-		run(&insert_segments, args, SPI_OK_INSERT);
+		poll_run(&insert_segments, args, NULL, SPI_OK_INSERT);
 }
 
 /*

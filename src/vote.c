@@ -72,20 +72,11 @@ PG_FUNCTION_INFO_V1(poll_cast_vote_text);
 PG_FUNCTION_INFO_V1(poll_cast_votes);
 PG_FUNCTION_INFO_V1(poll_retract_vote);
 
-/* A statement of the vote path, prepared on first use. */
-typedef struct VoteStatement
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[6];
-	SPIPlanPtr	plan;
-} VoteStatement;
-
 /*
  * A new ballot, the SQL path; SPI_processed is 0 when the voter already had
  * one.  $1 poll, $2 voter, $3 options, $4 segment.
  */
-static VoteStatement insert_ballot = {
+static PollStatement insert_ballot = {
 	"INSERT INTO poll.ballot (poll_id, voter, options, segment, cast_at)"
 	" VALUES ($1, $2, $3, $4, pg_catalog.statement_timestamp())"
 	" ON CONFLICT (poll_id, voter) DO NOTHING",
@@ -93,7 +84,7 @@ static VoteStatement insert_ballot = {
 };
 
 /* The voter's ballot, locked.  $1 poll, $2 voter. */
-static VoteStatement lock_ballot = {
+static PollStatement lock_ballot = {
 	"SELECT options, segment FROM poll.ballot"
 	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2"
 	" FOR UPDATE",
@@ -101,14 +92,14 @@ static VoteStatement lock_ballot = {
 };
 
 /* Replaces a locked ballot.  $1 poll, $2 voter, $3 new options, $4 new segment. */
-static VoteStatement change_ballot = {
+static PollStatement change_ballot = {
 	"UPDATE poll.ballot SET options = $3, segment = $4, cast_at = pg_catalog.statement_timestamp()"
 	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2",
 	4, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTOID}
 };
 
 /* Deletes a ballot, returning it; no row when there was none.  $1 poll, $2 voter. */
-static VoteStatement delete_ballot = {
+static PollStatement delete_ballot = {
 	"DELETE FROM poll.ballot"
 	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2"
 	" RETURNING options, segment",
@@ -120,7 +111,7 @@ static VoteStatement delete_ballot = {
  * segment) group; returns how many ballots were inserted.
  * $1 poll, $2 voters, $3 options, $4 segments (NULL: none).
  */
-static VoteStatement insert_ballots = {
+static PollStatement insert_ballots = {
 	"WITH ins AS ("
 	"  INSERT INTO poll.ballot AS b (poll_id, voter, options, segment, cast_at)"
 	"  SELECT $1, u.voter, ARRAY[u.option_id], u.segment, pg_catalog.statement_timestamp()"
@@ -142,7 +133,7 @@ static VoteStatement insert_ballots = {
  * Raises a unique violation when a voter has a ballot.
  * $1 poll, $2 voters, $3 options, $4 segments (NULL: none).
  */
-static VoteStatement insert_new_ballots = {
+static PollStatement insert_new_ballots = {
 	"WITH ins AS ("
 	"  INSERT INTO poll.ballot (poll_id, voter, options, segment, cast_at)"
 	"  SELECT $1, u.voter, ARRAY[u.option_id], u.segment, pg_catalog.statement_timestamp()"
@@ -160,7 +151,7 @@ static VoteStatement insert_new_ballots = {
  * SQL (copy_new_ballots), one per (option, segment) group.
  * $1 poll, $2 options, $3 segments (NULL: none).
  */
-static VoteStatement insert_new_changes = {
+static PollStatement insert_new_changes = {
 	"INSERT INTO poll.change (poll_id, option_id, segment, votes, ballots, at)"
 	" SELECT $1, u.option_id, u.segment, pg_catalog.count(*), pg_catalog.count(*),"
 	" pg_catalog.statement_timestamp()"
@@ -170,7 +161,7 @@ static VoteStatement insert_new_changes = {
 };
 
 /* Bulk: the existing ballots of these voters, locked.  $1 poll, $2 voters. */
-static VoteStatement lock_ballots = {
+static PollStatement lock_ballots = {
 	"SELECT u.ord, b.options[1], b.segment"
 	"  FROM ROWS FROM (pg_catalog.unnest($2)) WITH ORDINALITY AS u(voter, ord)"
 	"  JOIN poll.ballot b ON b.poll_id OPERATOR(pg_catalog.=) $1"
@@ -184,7 +175,7 @@ static VoteStatement lock_ballots = {
  * Bulk: replaces locked single-option ballots.  $1 poll, $2 voters, $3 new
  * options, $4 new segments, $5 old options, $6 old segments.
  */
-static VoteStatement change_ballots = {
+static PollStatement change_ballots = {
 	"WITH u AS ("
 	"  UPDATE poll.ballot b"
 	"     SET options = ARRAY[x.option_id], segment = x.segment, cast_at = pg_catalog.statement_timestamp()"
@@ -212,7 +203,6 @@ typedef struct VoteSession
 
 static void vote_begin(VoteSession *s);
 static void vote_end(VoteSession *s);
-static void run(VoteStatement *st, Datum *args, const char *nulls, int expect);
 static void check_open(const PollInfo *poll);
 static void check_text(text *value, const char *what, int max_chars, int element);
 static int	normalize_options(const PollInfo *poll, int32 *options, int n);
@@ -244,8 +234,12 @@ vote_end(VoteSession *s)
 	SPI_finish();
 }
 
-static void
-run(VoteStatement *st, Datum *args, const char *nulls, int expect)
+/*
+ * Runs one of the extension's statements (SPI connected), preparing it on
+ * first use; ERROR unless SPI answers expect.
+ */
+void
+poll_run(PollStatement *st, Datum *args, const char *nulls, int expect)
 {
 	int			rc;
 
@@ -265,7 +259,7 @@ run(VoteStatement *st, Datum *args, const char *nulls, int expect)
 	}
 	rc = SPI_execute_plan(st->plan, args, nulls, false, 0);
 	if (rc != expect)
-		elog(ERROR, "vote statement failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "poll statement failed: %s", SPI_result_code_string(rc));
 }
 
 /* Refuses a poll that does not accept votes now. */
@@ -542,7 +536,7 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 		Datum		old_segment;
 		Relation	changes;
 
-		run(&insert_ballot, args, nulls, SPI_OK_INSERT);
+		poll_run(&insert_ballot, args, nulls, SPI_OK_INSERT);
 		if (SPI_processed > 0)
 		{
 			changes = open_changes();
@@ -552,7 +546,7 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 			return "cast";
 		}
 
-		run(&lock_ballot, args, nulls, SPI_OK_SELECT);
+		poll_run(&lock_ballot, args, nulls, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -569,7 +563,7 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 		if (!poll->allow_change)
 			refuse_change(poll, "changing a ballot is", 0);
 
-		run(&change_ballot, args, nulls, SPI_OK_UPDATE);
+		poll_run(&change_ballot, args, nulls, SPI_OK_UPDATE);
 		changes = open_changes();
 		write_ballot_changes(changes, poll->poll_id, (int32 *) ARR_DATA_PTR(old), nold,
 							 old_segment, old_segment_null, -1);
@@ -793,7 +787,7 @@ poll_retract_vote(PG_FUNCTION_ARGS)
 		refuse_change(&poll, "retracting a ballot is", 0);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PointerGetDatum(PG_GETARG_TEXT_PP(1));
-	run(&delete_ballot, args, NULL, SPI_OK_DELETE_RETURNING);
+	poll_run(&delete_ballot, args, NULL, SPI_OK_DELETE_RETURNING);
 	removed = SPI_processed > 0;
 	if (removed)
 	{
@@ -952,7 +946,7 @@ change_existing(const PollInfo *poll, int n, Datum *voters, Datum *options,
 
 	args[0] = Int64GetDatum(poll->poll_id);
 	args[1] = PointerGetDatum(text_array(voters, NULL, n));
-	run(&lock_ballots, args, NULL, SPI_OK_SELECT);
+	poll_run(&lock_ballots, args, NULL, SPI_OK_SELECT);
 
 	for (int i = 0; i < n; i++)
 		missing[i] = true;
@@ -988,7 +982,7 @@ change_existing(const PollInfo *poll, int n, Datum *voters, Datum *options,
 		args[3] = PointerGetDatum(text_array(new_seg, new_seg_null, nchanged));
 		args[4] = PointerGetDatum(int4_array(old_opt, nchanged));
 		args[5] = PointerGetDatum(text_array(old_seg, old_seg_null, nchanged));
-		run(&change_ballots, args, NULL, SPI_OK_INSERT);
+		poll_run(&change_ballots, args, NULL, SPI_OK_INSERT);
 	}
 	return nchanged;
 }
@@ -1098,10 +1092,10 @@ insert_new(const PollInfo *poll, int n, Datum *voters, Datum *options,
 		Datum		change_args[3] = {args[0], args[2], args[3]};
 		char		change_nulls[3] = {nulls[0], nulls[2], nulls[3]};
 
-		run(&insert_new_changes, change_args, change_nulls, SPI_OK_INSERT);
+		poll_run(&insert_new_changes, change_args, change_nulls, SPI_OK_INSERT);
 	}
 	else
-		run(&insert_new_ballots, args, nulls, SPI_OK_INSERT);
+		poll_run(&insert_new_ballots, args, nulls, SPI_OK_INSERT);
 }
 
 /*
@@ -1229,7 +1223,7 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 		int			nmissing = 0;
 		bool		isnull;
 
-		run(&insert_ballots, args, nulls, SPI_OK_SELECT);
+		poll_run(&insert_ballots, args, nulls, SPI_OK_SELECT);
 		inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 											   1, &isnull));
 		count += inserted;
