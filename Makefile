@@ -10,7 +10,9 @@ EXTENSION = poll
 DATA = poll--1.0.sql poll--1.1.sql poll--1.0--1.1.sql
 PGFILEDESC = "poll - live polls inside PostgreSQL"
 
-PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+# PGBIN (a PostgreSQL 15 bin directory, relocated copies too) picks the server
+PGBIN ?= /usr/lib/postgresql/15/bin
+PG_CONFIG ?= $(PGBIN)/pg_config
 PG_CPPFLAGS = -Isrc
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers -Wno-cast-function-type

@@ -13,7 +13,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+export PGBIN
 QUICK=${QUICK:-0}
 out="$root/bench/out"
 port=${POLL_BENCH_PORT:-5720}

@@ -7,7 +7,7 @@ errors0=$(q "SELECT errors FROM poll.worker_status")
 first=$(q "SELECT poll.create_poll('Hot 1', ARRAY['a', 'b', 'c', 'd'])")
 q "SELECT poll.create_poll('Hot 2', ARRAY['a', 'b', 'c', 'd'])" >/dev/null
 q "SELECT poll.create_poll('Hot 3', ARRAY['a', 'b', 'c', 'd'])" >/dev/null
-/usr/lib/postgresql/15/bin/pgbench -n -c 16 -j 2 -T 15 -D first="$first" \
+"${PGBIN:-/usr/lib/postgresql/15/bin}"/pgbench -n -c 16 -j 2 -T 15 -D first="$first" \
 	-f "$POLL_ROOT/test/lib/vote_mix.pgbench" >"$POLL_WORK/concurrent.pgbench.out" 2>&1 ||
 	fail "pgbench failed: $(tail -5 "$POLL_WORK/concurrent.pgbench.out")"
 grep -E 'number of transactions actually processed|tps' "$POLL_WORK/concurrent.pgbench.out"

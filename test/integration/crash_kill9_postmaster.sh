@@ -16,7 +16,7 @@ for c in 1 2 3 4; do
 	pids+=($!)
 done
 # and churn: changes and retractions on three other polls
-/usr/lib/postgresql/15/bin/pgbench -n -c 8 -j 2 -T 60 -D first="$first" \
+"${PGBIN:-/usr/lib/postgresql/15/bin}"/pgbench -n -c 8 -j 2 -T 60 -D first="$first" \
 	-f "$POLL_ROOT/test/lib/vote_mix.pgbench" >"$POLL_WORK/crash.pgbench.out" 2>&1 &
 pids+=($!)
 

@@ -21,7 +21,7 @@ SELECT poll.cast_vote(:multi, :voter, :list);
 SELECT poll.cast_vote(:multi, 'j' || :voter, :json, :segment);
 PGBENCH
 for mode in extended prepared; do
-	/usr/lib/postgresql/15/bin/pgbench -n -M $mode -t 100 -D single="$single" -D multi="$multi" \
+	"${PGBIN:-/usr/lib/postgresql/15/bin}"/pgbench -n -M $mode -t 100 -D single="$single" -D multi="$multi" \
 		-D segment=eu -D list='{1,3}' -D json='[2, 3]' -f "$script" >"$POLL_WORK/untyped.$mode.out" 2>&1 ||
 		fail "pgbench -M $mode: $(grep -m3 -i 'error\|abort' "$POLL_WORK/untyped.$mode.out")"
 	grep -q 'number of transactions actually processed: 100/100' "$POLL_WORK/untyped.$mode.out" ||

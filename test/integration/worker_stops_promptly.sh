@@ -6,7 +6,7 @@
 first=$(q "SELECT poll.create_poll('Stop 1', ARRAY['a', 'b', 'c', 'd'])")
 q "SELECT poll.create_poll('Stop 2', ARRAY['a', 'b', 'c', 'd'])" >/dev/null
 q "SELECT poll.create_poll('Stop 3', ARRAY['a', 'b', 'c', 'd'])" >/dev/null
-/usr/lib/postgresql/15/bin/pgbench -n -c 8 -j 2 -T 30 -D first="$first" \
+"${PGBIN:-/usr/lib/postgresql/15/bin}"/pgbench -n -c 8 -j 2 -T 30 -D first="$first" \
 	-f "$POLL_ROOT/test/lib/vote_mix.pgbench" >"$POLL_WORK/stop.pgbench.out" 2>&1 &
 load=$!
 sleep 3
