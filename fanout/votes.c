@@ -744,15 +744,18 @@ conn_lost(struct fanout *f, struct vote_conn *vc, const char *why)
 	struct votes *vs = &f->votes;
 	char		reason[300];
 
+	bool		was_up = vc->state == VC_IDLE || vc->state == VC_BUSY;
+
 	snprintf(reason, sizeof(reason), "%s", why && *why ? why : "connection lost");
 	reason[strcspn(reason, "\n")] = '\0';
-	if (vc->state == VC_IDLE || vc->state == VC_BUSY)
+	if (was_up)
 		vs->n_conns_up--;
 	db_close(&vc->pgc);
 	if (vc->res)
 		PQclear(vc->res);
 	vc->res = NULL;
-	if (!f->stopping)
+	/* one line when it goes, not one per attempt while Postgres is away */
+	if (!f->stopping && (was_up || vc->backoff_ms == BACKOFF_MIN_MS))
 		logmsg("votes: vote connection: %s; reconnecting in %d ms", reason, vc->backoff_ms);
 	vc->state = VC_DOWN;
 	vc->retry_at_us = now_us() + (int64_t) vc->backoff_ms * 1000;
