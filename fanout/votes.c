@@ -271,6 +271,7 @@ votes_forget_session(struct session *s)
 		{
 			*pp = v->next;
 			f->votes.q_len--;
+			lws_dll2_remove(&v->owner_node);
 			free(v);
 			continue;
 		}
