@@ -702,6 +702,9 @@ conn_readable(struct fanout *f)
 			}
 			PQclear(r);
 		}
+		/* the server went away between batches (a shutdown, a terminated backend) */
+		if (vc->pgc.conn && PQstatus(vc->pgc.conn) == CONNECTION_BAD)
+			conn_lost(f, vc, PQerrorMessage(vc->pgc.conn));
 	}
 }
 
