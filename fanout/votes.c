@@ -34,7 +34,7 @@
 
 #define INFLIGHT_BUCKETS	4096
 #define BACKOFF_MIN_MS		250
-#define BACKOFF_MAX_MS		10000
+#define BACKOFF_MAX_MS		2000	/* votes are refused while it is down: retry soon */
 #define CONNECT_TIMEOUT_US	(10 * 1000 * 1000)
 #define BATCH_WATCHDOG_US	(30 * 1000 * 1000)	/* > the statement_timeout below */
 #define INT8ARRAYOID		1016

@@ -2,7 +2,8 @@
 /*
  * votes_load.js BASE SECRET POLL OPTIONS CLIENTS SECONDS OUT — CLIENTS
  * WebSocket clients, each its own voter (signed with SECRET), vote one
- * after another as fast as answers come: the k-th vote of a voter chooses
+ * after another as fast as answers come, but at most one every 60 ms
+ * (within a connection's 20 messages a second): the k-th vote of a voter chooses
  * option 1 + k % OPTIONS, so that consecutive ballots differ.  A client
  * whose connection drops, or whose vote goes unanswered for 3 s, reconnects
  * (with backoff) and goes on with its next vote.  Until SECONDS have
@@ -54,6 +55,7 @@ async function client(i) {
       if (!ws) { await sleep(backoff); backoff = Math.min(backoff * 2, 500); continue; }
       backoff = 50;
     }
+    const pace = sleep(60);
     const ref = String(k), opt = 1 + (k % nopt);
     const wait = answer(ws, ref);
     try { ws.send(JSON.stringify({ type: "vote", poll, option: opt, ref })); } catch (e) { /* closed */ }
@@ -71,6 +73,7 @@ async function client(i) {
       else { totals.other++; totals.errors.push(`${voter} vote ${k}: ${JSON.stringify(m)}`); }
     }
     k++;
+    await pace;
   }
   if (ws) ws.terminate();
 }
