@@ -13,10 +13,10 @@
  *     ws.c          the WebSocket protocol: handshake, client messages, limits
  *     wsguard.c     RFC 6455 frame checks on client bytes (recv/SSL_read)
  *     metrics.c     the Prometheus text (reads every layer's counters)
- *   5 sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
- *     voting.c      votes from clients: who (the token), where, the rates,
+ *   5 voting.c      votes from clients: who (the token), where, the rates,
  *                   vote/retract messages, /polls/ID/vote, POST /voters,
  *                   the voted or error answers
+ *     sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
  *   4 writer.c      the ready list, the throttle heap, framing, the writes
  *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
  *   2 snapshots.c   snapshot queries: fair ring, batches, resync
@@ -494,11 +494,10 @@ const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
 size_t		render_pong(char *out, size_t cap, const char *ping_id);
 
-/* 5 voting.c */
+/* 5 voting.c (above sessions.c) */
 void		voting_start(struct fanout *f);
 void		voting_stop(struct fanout *f);
 void		voting_ws_message(struct session *s, const struct client_msg *m);
-void		voting_forget_session(struct session *s);
 void		voting_ws_refuse(struct session *s, const struct client_msg *m, const char *code,
 							 const char *why);
 int			voting_http_request(struct fanout *f, struct lws *wsi, struct session *s,
