@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fanout_votes_crash: acknowledged means committed.  Under a vote load
-# through the daemon (40 voters, each voting as fast as answers come),
+# through the daemon (200 voters, each voting as fast as answers come, within its connection's message rate),
 # kill -9 of the postmaster: after recovery every voter's ballot is its last
 # acknowledged one or a later one it sent (never lost, never an earlier
 # state), the daemon takes votes again, tallies are exact; then kill -9 of
@@ -27,7 +27,7 @@ check_ballots() {
 		fail "$3: poll.results differs from poll.ballots"
 }
 
-node "$FANOUT_TESTS/votes_load.js" "$(BASE)" "$secret" "$poll" 10 40 16 "$WORK/load1.json" 2>"$WORK/load1.err" &
+node "$FANOUT_TESTS/votes_load.js" "$(BASE)" "$secret" "$poll" 10 200 16 "$WORK/load1.json" 2>"$WORK/load1.err" &
 load=$!
 PIDS+=($load)
 sleep 4
@@ -46,7 +46,7 @@ echo "ok: kill -9 of the postmaster under load: $after votes acknowledged, none 
 
 poll2=$(psql_q -c "SELECT poll.create_poll('Crash daemon', ARRAY[${opts%,}])")
 wait_votes_ready 20
-node "$FANOUT_TESTS/votes_load.js" "$(BASE)" "$secret" "$poll2" 10 40 6 "$WORK/load2.json" 2>"$WORK/load2.err" &
+node "$FANOUT_TESTS/votes_load.js" "$(BASE)" "$secret" "$poll2" 10 200 6 "$WORK/load2.json" 2>"$WORK/load2.err" &
 load=$!
 PIDS+=($load)
 sleep 3
