@@ -329,6 +329,11 @@ done
 [ "$(sctl is-active poll-fanout 2>/dev/null)" = active ] ||
 	fail "poll-fanout.service is not active: $(sctl status poll-fanout --no-pager 2>&1 | head -20)"
 wait_healthy 20
+# lws resolves --listen's host with getifaddrs (a netlink socket): if the
+# sandbox denied it, lws would bind every address instead
+listen=$(ss -Hltn "sport = :$DAEMON_PORT" | awk '{ print $4 }' | sort -u | tr '\n' ' ')
+[ "$listen" = "127.0.0.1:$DAEMON_PORT " ] ||
+	fail "the daemon listens on $listen, not only on 127.0.0.1:$DAEMON_PORT as its --listen says"
 if [ "$SD_PID" = host ]; then fpid=$(systemctl show -p MainPID --value poll-fanout)
 else fpid=$(pgrep -P "$SD_PID" -x poll-fanout); fi
 [ "$(readlink "/proc/$fpid/exe")" = /usr/bin/poll-fanout ] || fail "the service does not run /usr/bin/poll-fanout"
