@@ -76,6 +76,9 @@ write_dropin() {	# DIR
 	printf '[Unit]\nDefaultDependencies=no\n[Service]\nStandardOutput=append:%s\nStandardError=inherit\n' \
 		"$DAEMON_LOG" >"$1/poll-fanout.service.d/zz-test.conf"
 }
+private_tmps() {
+	ls -d /tmp/systemd-private-*-poll-fanout.service-* /var/tmp/systemd-private-*-poll-fanout.service-* 2>/dev/null | sort || true
+}
 start_systemd() {
 	if [ "$(ps -p 1 -o comm=)" = systemd ]; then
 		SD_PID=host
@@ -98,6 +101,7 @@ DAEMON_LOG='$DAEMON_LOG' write_dropin /run/systemd/system
 exec /lib/systemd/systemd --system --unit=poll-test.target --log-target=console --show-status=no
 EOF
 	chmod 755 "$WORK/pid1.sh"
+	private_tmps >"$WORK/private-tmps.before"
 	# its own cgroups, so that it manages nothing of the host's
 	local h
 	for h in systemd unified; do
@@ -135,6 +139,8 @@ stop_systemd() {
 		for h in systemd unified; do
 			find "/sys/fs/cgroup/$h/$CG" -depth -type d -exec rmdir {} + 2>/dev/null || true
 		done
+		# PrivateTmp's directories, which a powered-off systemd leaves
+		private_tmps | comm -13 "$WORK/private-tmps.before" - | xargs -r rm -rf
 	fi
 	SD_PID=
 }
