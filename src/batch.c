@@ -320,16 +320,20 @@ apply_elements(Element **group, int k, Ballot *ballot, Relation changes)
 	{
 		Element    *e = group[j];
 		bool		had = ballot->exists;
+		bool		moved;
 
 		e->sqlstate = e->message = NULL;
 		if (e->retract)
 		{
 			e->result = had ? "retracted" : "none";
-			ballot->exists = false;
+			moved = had;
 		}
 		else if (had && ballot->n == e->n &&
 				 memcmp(ballot->options, e->options, e->n * sizeof(int32)) == 0)
+		{
 			e->result = "unchanged";
+			moved = false;
+		}
 		else if (had && !poll->allow_change)
 		{
 			run_check(e, refuse_element_change, NULL, ERRCODE_UNIQUE_VIOLATION);
@@ -338,17 +342,13 @@ apply_elements(Element **group, int k, Ballot *ballot, Relation changes)
 		else
 		{
 			e->result = had ? "changed" : "cast";
-			ballot->exists = true;
+			moved = true;
 		}
 
-		if (had && (!ballot->exists || e->result[0] == 'c'))
-		{
-			if (changes != NULL)
-				poll_write_ballot_changes(changes, e->poll_id, ballot->options, ballot->n,
-										  ballot->segment, ballot->segment_null, -1);
-			moves++;
-		}
-		if (ballot->exists && e->result[0] == 'c')
+		if (moved && had && changes != NULL)
+			poll_write_ballot_changes(changes, e->poll_id, ballot->options, ballot->n,
+									  ballot->segment, ballot->segment_null, -1);
+		if (moved && !e->retract)
 		{
 			ballot->n = e->n;
 			memcpy(ballot->options, e->options, e->n * sizeof(int32));
@@ -357,7 +357,11 @@ apply_elements(Element **group, int k, Ballot *ballot, Relation changes)
 			if (changes != NULL)
 				poll_write_ballot_changes(changes, e->poll_id, ballot->options, ballot->n,
 										  ballot->segment, ballot->segment_null, 1);
-			moves += had ? 0 : 1;
+		}
+		if (moved)
+		{
+			ballot->exists = !e->retract;
+			moves++;
 		}
 		e->nlive = ballot->exists ? ballot->n : 0;
 		e->live = palloc(Max(e->nlive, 1) * sizeof(int32));
