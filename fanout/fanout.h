@@ -97,7 +97,7 @@
 
 #define VOTE_CONNS			2		/* vote connections, one batch in flight on each */
 #define VOTE_BATCH_MAX		1000	/* votes in one transaction */
-#define VOTE_QUEUE_MAX		20000	/* votes waiting for a batch; beyond: unavailable */
+#define VOTE_QUEUE_MAX		20000	/* --vote-queue's default: votes waiting for a batch */
 #define BALLOT_TEXT_MAX		(BALLOT_MAX * 3 + 3)
 
 enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
@@ -386,6 +386,7 @@ struct fanout {
 	unsigned char	voter_secret[512];	/* --voter-secret-file */
 	size_t			voter_secret_len;
 	int				vote_rate;		/* --vote-rate: per voter per second, 0: no limit */
+	int				vote_queue;		/* --vote-queue: votes waiting for a batch at most */
 	struct keys		keys;			/* the secrets tokens are checked with */
 
 	struct ev_loop *loop;			/* ours (main.c); lws runs on it */

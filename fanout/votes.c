@@ -258,7 +258,7 @@ votes_submit(struct fanout *f, struct session *s, struct vote *v)
 		refuse(f, v, "unavailable", "postgres is away; the vote was not recorded");
 		return -1;
 	}
-	if (vs->q_len >= VOTE_QUEUE_MAX)
+	if (vs->q_len >= f->vote_queue)
 	{
 		refuse(f, v, "unavailable", "too many votes waiting; the vote was not recorded");
 		return -1;
