@@ -2,6 +2,7 @@
 # haproxy_three_daemons: deploy/haproxy.cfg (Debian's HAProxy) in front of
 # three poll-fanout daemons on one database, no sticky sessions.  Clients
 # driven by the shipped poll-client.js hold WebSocket and SSE connections
+# (and one polls GET /polls/ID)
 # through HAProxy while pgbench votes; one daemon is killed with kill -9 and
 # another restarted with SIGTERM.  Every client converges to poll.results and
 # no client ever sees a version go backwards (client.js checks every message);
@@ -84,11 +85,14 @@ haproxy_start lb0 "$lb0" "$stats0" "$s4" "$s4" "$s4"
 wait_lb_up "$stats0" "fanout1 fanout2 fanout3"
 
 # clients on the balancer, each connection to whichever daemon has the fewest
+# (and one short-polling client: GET /polls/ID through the balancer)
+clients="ws1 ws2 ws3 sse1 sse2 sse3 polling1"
 for i in 1 2 3; do
 	DAEMON_PORT=${lb#*:} client_start "ws$i" ws "$p1,$p2"
 	DAEMON_PORT=${lb#*:} client_start "sse$i" sse "$p1,$p2"
 done
-for c in ws1 ws2 ws3 sse1 sse2 sse3; do wait_client_matches "$c" "$p1,$p2" 15; done
+DAEMON_PORT=${lb#*:} client_start polling1 polling "$p1,$p2"
+for c in $clients; do wait_client_matches "$c" "$p1,$p2" 15; done
 for n in 1 2 3; do
 	subs=$(curl -s "http://127.0.0.1:${PORT[$n]}/metrics" | awk '$1 == "poll_fanout_subscriptions" { print $2 }')
 	[ "${subs:-0}" -ge 1 ] || fail "daemon $n has no subscription: HAProxy did not spread the connections"
@@ -144,7 +148,7 @@ kill -0 $bench 2>/dev/null || fail "test bug: the votes ended before daemon 2 wa
 wait $bench || { cat "$WORK/pgbench.log" >&2; fail "pgbench failed"; }
 grep -E '^number of (transactions actually processed|failed transactions)' "$WORK/pgbench.log"
 psql_q -c "SELECT poll.fold()" >/dev/null
-for c in ws1 ws2 ws3 sse1 sse2 sse3; do
+for c in $clients; do
 	wait_client_matches "$c" "$p1,$p2" 20
 	client_clean "$c"
 done
