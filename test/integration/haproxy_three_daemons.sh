@@ -2,9 +2,8 @@
 # haproxy_three_daemons: deploy/haproxy.cfg (Debian's HAProxy) in front of
 # three poll-fanout daemons on one database, no sticky sessions.  Clients
 # driven by the shipped poll-client.js hold WebSocket and SSE connections
-# (and one polls GET /polls/ID)
-# through HAProxy while pgbench votes; one daemon is killed with kill -9 and
-# another restarted with SIGTERM.  Every client converges to poll.results and
+# through HAProxy (and one polls GET /polls/ID) while pgbench votes; one
+# daemon is killed with kill -9 and another restarted with SIGTERM.  Every client converges to poll.results and
 # no client ever sees a version go backwards (client.js checks every message);
 # idle connections outlive HAProxy's idle timeout (3 s here) thanks to the
 # daemons' keepalives (--keepalive 1), while behind a daemon without
