@@ -33,10 +33,13 @@ BEGIN
 END
 $$;
 ALTER ROLE poll_fanout LOGIN REPLICATION INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+-- running it again resets the role to exactly these grants
+REVOKE ALL ON ALL TABLES IN SCHEMA poll FROM poll_fanout;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA poll FROM poll_fanout;
 GRANT poll_reader, poll_voter TO poll_fanout;
 GRANT SELECT ON poll.poll, poll.option, poll.tally TO poll_fanout;
 
--- Only for daemons that serve the admin API (admin tokens: POST /polls, POST /polls/ID/close,
+-- Only for daemons that serve the admin API (after the lines above) (admin tokens: POST /polls, POST /polls/ID/close,
 -- GET /polls/ID/ballots.csv); the export reads voter identities:
 --   GRANT EXECUTE ON FUNCTION poll.create_poll(text, text[], text, int, timestamptz, timestamptz, boolean, jsonb),
 --                             poll.close_poll(bigint) TO poll_fanout;
