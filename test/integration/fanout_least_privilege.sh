@@ -39,13 +39,17 @@ for sql in "SELECT count(*) FROM poll.ballots" "SELECT count(*) FROM poll.ballot
 	grep -q "ERROR:  42501$" <<<"$out" || fail "poll_fanout: $sql failed otherwise than with 42501: $out"
 done
 echo "ok: poll_fanout cannot read ballots, write tables, close polls or become poll_admin"
-# what it may: vote for the voters its tokens name, read the BI views and series
+# what it may: vote for the voters its tokens name (one by one, and in batches as
+# the daemon's group commit does), read the BI views and series
 pv=$(psql_q -c "SELECT poll.create_poll('Voted by the daemon''s role', ARRAY['a', 'b'])")
 [ "$(as_fanout "SELECT poll.cast_vote($pv, 'tok-1', 2)")" = cast ] || fail "poll_fanout cannot cast a vote"
 [ "$(as_fanout "SELECT poll.ballot_of($pv, 'tok-1')")" = "{2}" ] || fail "poll_fanout cannot read a ballot it cast"
 [ "$(as_fanout "SELECT poll.retract_vote($pv, 'tok-1')")" = t ] || fail "poll_fanout cannot retract a vote"
+out=$(as_fanout "SELECT string_agg(result, ',' ORDER BY ord)
+                 FROM poll.cast_vote_batch(ARRAY[$pv, $pv, $pv], ARRAY['tok-2', 'tok-3', 'tok-2'], ARRAY['1', '2', NULL])")
+[ "$out" = "cast,cast,retracted" ] || fail "poll_fanout's group commit (poll.cast_vote_batch): $out"
 [ "$(as_fanout "SELECT count(*) FROM poll.series($pv)")" -ge 2 ] || fail "poll_fanout cannot read poll.series"
-[ "$(as_fanout "SELECT ballots FROM poll.poll_summary WHERE poll_id = $pv")" = 0 ] || fail "poll_fanout cannot read poll_summary"
+[ "$(as_fanout "SELECT ballots FROM poll.poll_summary WHERE poll_id = $pv")" = 1 ] || fail "poll_fanout cannot read poll_summary"
 
 # ---- the daemon as poll_fanout ----
 p1=$(new_poll 'Least privilege' A B C)
