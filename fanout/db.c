@@ -21,9 +21,10 @@
 #define SAFE_SEARCH_PATH	"-c search_path=pg_catalog,pg_temp"
 
 static const char *conn_options(struct fanout *f, char *buf, size_t cap);
-static PGconn *connect_start(struct fanout *f, bool replication);
+static PGconn *connect_start(struct fanout *f, struct pgc *c);
 static void pgc_watch(struct pgc *c, int events);
 
+static void pgc_fail(struct pgc *c, const char *what);
 static void pgc_io(struct ev_loop *loop, ev_io *w, int revents);
 static void connect_timeout_cb(struct fanout *f);
 static void schedule_retry(struct fanout *f);
@@ -61,8 +62,9 @@ conn_options(struct fanout *f, char *buf, size_t cap)
  * only the blocking calls honour).
  */
 static PGconn *
-connect_start(struct fanout *f, bool replication)
+connect_start(struct fanout *f, struct pgc *c)
 {
+	bool		replication = c->replication;
 	const char *keys[8];
 	const char *vals[8];
 	char		options[1024];
@@ -90,8 +92,10 @@ connect_start(struct fanout *f, bool replication)
 	conn = PQconnectStartParams(keys, vals, 1);
 	if (!conn || PQstatus(conn) == CONNECTION_BAD || PQsetnonblocking(conn, 1) != 0)
 	{
-		db_fail(f, replication ? "replication connection" : "query connection", conn);
-		PQfinish(conn);
+		c->conn = conn;			/* for the message; the failure closes it */
+		pgc_fail(c, c->what);
+		if (c->conn)
+			db_close(c);
 		return NULL;
 	}
 	return conn;
@@ -138,6 +142,16 @@ db_close(struct pgc *c)
 	c->connecting = false;
 }
 
+/* a connection of its own (on_fail set) fails alone; the stream's two fail together */
+static void
+pgc_fail(struct pgc *c, const char *what)
+{
+	if (c->on_fail)
+		c->on_fail(c->f, what);
+	else
+		db_fail(c->f, what, c->conn);
+}
+
 static void
 pgc_io(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -163,13 +177,13 @@ pgc_io(struct ev_loop *loop, ev_io *w, int revents)
 				c->on_ready(f);
 				return;
 			default:
-				db_fail(f, c->what, c->conn);
+				pgc_fail(c, c->what);
 				return;
 		}
 	}
 	if ((revents & EV_WRITE) && db_flush(c) < 0)
 	{
-		db_fail(f, c->what, c->conn);
+		pgc_fail(c, c->what);
 		return;
 	}
 	if (revents & EV_READ)
@@ -182,12 +196,13 @@ db_open(struct fanout *f, struct pgc *c)
 {
 	c->fd = -1;
 	c->events = 0;
-	c->conn = connect_start(f, c->replication);
+	c->conn = connect_start(f, c);
 	if (!c->conn)
 		return false;
 	c->connecting = true;
 	pgc_watch(c, EV_WRITE);
-	timer_start(&f->db.connect_timer, CONNECT_TIMEOUT_US);
+	if (!c->on_fail)			/* one of its own times itself */
+		timer_start(&f->db.connect_timer, CONNECT_TIMEOUT_US);
 	return true;
 }
 
@@ -263,6 +278,16 @@ db_init(struct fanout *f)
 	f->db.repl.replication = true;
 	f->db.repl.what = "replication connection";
 	f->db.query.what = "query connection";
+}
+
+/* a connection of a layer's own (webhooks.c): it sets on_fail and the rest */
+void
+db_pgc_init(struct fanout *f, struct pgc *c, const char *what)
+{
+	c->f = f;
+	c->fd = -1;
+	c->what = what;
+	ev_init(&c->io, pgc_io);
 }
 
 /* (re)connects: the replication connection first (stream.c takes it from there) */

@@ -13,6 +13,8 @@
  *     wsguard.c     RFC 6455 frame checks on client bytes (recv/SSL_read)
  *     metrics.c     the Prometheus text (reads every layer's counters)
  *   5 sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
+ *     webhooks.c    --webhooks: due deliveries, libcurl multi on our loop, the
+ *                   leader lock, delivery state on a connection of its own
  *   4 writer.c      the ready list, the throttle heap, framing, the writes
  *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
  *   2 snapshots.c   snapshot queries: fair ring, batches, resync
@@ -24,6 +26,7 @@
  *                   the pgoutput decoder, HS256 tokens), no fanout.h
  *
  * Callbacks up: f->sub_dirty (polls.c -> writer.c, set by writer_start);
+ * f->on_tally_row (stream.c -> webhooks.c, set by webhooks_start);
  * each struct pgc's on_ready, on_readable, on_down (db.c -> stream.c for
  * the replication connection, -> snapshots.c for the query connection,
  * set by stream_init and snap_init).  lws calls main.c and wsguard.c.
@@ -233,6 +236,7 @@ struct pgc {
 	void			(*on_ready) (struct fanout *f);		/* connected */
 	void			(*on_readable) (struct fanout *f);
 	void			(*on_down) (struct fanout *f);		/* both connections closed */
+	void			(*on_fail) (struct fanout *f, const char *what);	/* NULL: db_fail() */
 };
 
 /* db.c: the connections (what runs on them is stream.c's and snapshots.c's) */
@@ -309,6 +313,11 @@ struct fanout {
 	struct timer	sweep_timer;
 	lws_dll2_owner_t streams;		/* WebSocket and SSE sessions */
 
+	/* --webhooks (webhooks.c): every poll.tally row of the stream is told to it */
+	bool			webhooks;
+	struct webhooks *wh;
+	void			(*on_tally_row) (struct fanout *f, int64_t poll_id);
+
 	/* writer.c sets it: polls.c tells the writer of a subscription that became dirty */
 	void			(*sub_dirty) (struct session *s, struct subscription *sub);
 
@@ -377,6 +386,7 @@ const char *status_name(enum poll_status s);
 const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
 						int64_t *version);
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
+size_t		render_message(const struct poll *p, enum msg_kind k, char *out, size_t cap);
 size_t		render_pong(char *out, size_t cap, const char *ping_id);
 
 /* 2 snapshots.c */
@@ -410,6 +420,7 @@ void		sub_set_dirty(struct subscription *sub, bool dirty);
 
 /* 0 db.c */
 void		db_init(struct fanout *f);
+void		db_pgc_init(struct fanout *f, struct pgc *c, const char *what);
 void		db_start(struct fanout *f);
 void		db_stop(struct fanout *f);
 bool		db_open(struct fanout *f, struct pgc *c);

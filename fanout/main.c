@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fanout.h"
+#include "webhooks.h"
 
 static void usage(FILE *out);
 static void die(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
@@ -39,6 +40,7 @@ usage(FILE *out)
 			"usage: poll-fanout [--db CONNINFO] [--listen HOST:PORT] [--publication NAME] [--throttle MS]\n"
 			"                   [--jwt-secret-file FILE] [--tls-cert FILE --tls-key FILE] [--max-clients N]\n"
 			"                   [--web-root DIR] [--verbose] [--allow-origin ORIGIN]... [--keepalive SECONDS]\n"
+			"                   [--webhooks]\n"
 			"\n"
 			"Pushes committed poll.tally changes, decoded from logical replication, to WebSocket\n"
 			"and Server-Sent Events clients.  Defaults: libpq's environment, 127.0.0.1:8080,\n"
@@ -94,6 +96,7 @@ parse_flags(struct fanout *f, int argc, char **argv)
 		{"allow-origin", required_argument, NULL, 'o'},
 		{"keepalive", required_argument, NULL, 'K'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"webhooks", no_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -151,6 +154,9 @@ parse_flags(struct fanout *f, int argc, char **argv)
 				break;
 			case 'v':
 				f->verbose = true;
+				break;
+			case 'W':
+				f->webhooks = true;
 				break;
 			case 'h':
 				usage(stdout);
@@ -447,6 +453,7 @@ main(int argc, char **argv)
 	snap_init(&f);
 	writer_start(&f);
 	sessions_start(&f);
+	webhooks_start(&f);
 	db_start(&f);
 
 	ev_run(f.loop, 0);
@@ -458,6 +465,7 @@ main(int argc, char **argv)
 	 */
 	f.stopping = true;
 	db_stop(&f);
+	webhooks_stop(&f);
 	timer_stop(&f.db.retry_timer);
 	lws_context_destroy(f.lws);
 	sessions_stop(&f);
