@@ -2,19 +2,20 @@
 """webhook_receiver.py — a real HTTP receiver of poll-fanout's webhooks, for the tests.
 
   webhook_receiver.py --port N --out FILE [--secret S] [--fail-first N] [--hang SECONDS]
-                      [--hang-first N]
+                      [--hang-file PATH]
 
 Appends one JSON line per request to FILE (flushed before answering):
 {"at": unix time, "path", "delivery", "webhook", "signature", "sig_ok", "body", "status"}.
 sig_ok is this receiver's own check of Poll-Signature with Python's hmac (not the
 daemon's code).  --fail-first N answers 500 to the first N arrivals of each
-Poll-Delivery; --hang S sleeps S seconds before answering (the first --hang-first
-requests only, when given); otherwise 200.
+Poll-Delivery; --hang S sleeps S seconds before answering (only while PATH
+exists, with --hang-file); otherwise 200.
 """
 import argparse
 import hashlib
 import hmac
 import json
+import os
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ ap.add_argument("--out", required=True)
 ap.add_argument("--secret", default="")
 ap.add_argument("--fail-first", type=int, default=0)
 ap.add_argument("--hang", type=float, default=0)
-ap.add_argument("--hang-first", type=int, default=-1)
+ap.add_argument("--hang-file", default="")
 args = ap.parse_args()
 
 lock = threading.Lock()
@@ -56,7 +57,6 @@ class Handler(BaseHTTPRequestHandler):
         delivery = self.headers.get("Poll-Delivery", "")
         with lock:
             count[0] += 1
-            n = count[0]
             seen[delivery] = seen.get(delivery, 0) + 1
             arrival = seen[delivery]
         status = 500 if arrival <= args.fail_first else 200
@@ -66,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
                "content_type": self.headers.get("Content-Type", ""),
                "sig_ok": verify(args.secret, self.headers.get("Poll-Signature", ""), body),
                "body": body.decode("utf-8", "replace"), "status": status}
-        hang = args.hang if (args.hang_first < 0 or n <= args.hang_first) else 0
+        hang = args.hang if (not args.hang_file or os.path.exists(args.hang_file)) else 0
         rec["hang"] = hang
         with lock:
             out.write(json.dumps(rec) + "\n")
