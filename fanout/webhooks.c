@@ -51,6 +51,7 @@
 #define JOB_BUCKETS			4096
 #define MAX_DIRTY			4096	/* polls waiting for a due query; beyond: all */
 #define MAX_BODY_BYTES		(256 * 1024)
+#define RECHECK_US			(200 * 1000)
 
 enum wh_state { WH_DOWN, WH_CONNECTING, WH_FOLLOWER, WH_LEADER };
 enum job_state { JOB_IDLE, JOB_WAIT, JOB_BEGIN, JOB_FLIGHT };
@@ -96,6 +97,7 @@ struct cmd {
 	const char	   *outcome;
 	int64_t		   *ids;			/* CMD_DUE: NULL = every poll */
 	int				n_ids;
+	int				n_fresh;		/* CMD_DUE: ids[0..n_fresh) get a second look */
 };
 
 struct wh_sock {
@@ -120,6 +122,11 @@ struct webhooks {
 	int64_t		   *dirty;
 	int				n_dirty;
 	bool			dirty_all;
+	int64_t		   *recheck;		/* polls asked once, to ask again (see command_result) */
+	int				n_recheck;
+	int64_t		   *again;			/* ... and now due for that second look */
+	int				n_again;
+	struct timer	recheck_timer;
 	bool			due_queued;
 	CURLM		   *multi;
 	ev_timer		curl_timer;
@@ -179,21 +186,55 @@ queue_due(struct webhooks *w)
 {
 	struct cmd *c;
 
-	if (w->state != WH_LEADER || w->due_queued || (!w->dirty_all && w->n_dirty == 0))
+	if (w->state != WH_LEADER || w->due_queued ||
+		(!w->dirty_all && w->n_dirty == 0 && w->n_again == 0))
 		return;
 	c = cmd_new(CMD_DUE, NULL);
 	if (!c)
 		return;
 	if (!w->dirty_all)
 	{
-		c->ids = w->dirty;
-		c->n_ids = w->n_dirty;
-		w->dirty = NULL;
+		c->ids = malloc(sizeof(int64_t) * (size_t) (w->n_dirty + w->n_again + 1));
+		if (!c->ids)
+		{
+			cmd_free(c);
+			return;
+		}
+		if (w->n_dirty)
+			memcpy(c->ids, w->dirty, sizeof(int64_t) * (size_t) w->n_dirty);
+		if (w->n_again)
+			memcpy(c->ids + w->n_dirty, w->again, sizeof(int64_t) * (size_t) w->n_again);
+		c->n_fresh = w->n_dirty;
+		c->n_ids = w->n_dirty + w->n_again;
 	}
-	w->n_dirty = 0;
+	w->n_dirty = w->n_again = 0;
 	w->dirty_all = false;
 	w->due_queued = true;
 	enqueue(w, c);
+}
+
+/* the second look: the polls of the due queries of RECHECK_US ago, once more */
+static void
+recheck_cb(struct fanout *f)
+{
+	struct webhooks *w = f->wh;
+
+	if (w->state != WH_LEADER || w->n_recheck == 0)
+		return;
+	if (w->n_again > 0)
+	{
+		timer_start(&w->recheck_timer, RECHECK_US);	/* the last ones not asked yet */
+		return;
+	}
+	if (!w->again && !(w->again = malloc(sizeof(int64_t) * MAX_DIRTY)))
+		w->dirty_all = true;
+	else
+	{
+		memcpy(w->again, w->recheck, sizeof(int64_t) * (size_t) w->n_recheck);
+		w->n_again = w->n_recheck;
+	}
+	w->n_recheck = 0;
+	kick(w);
 }
 
 static const char *const due_sql =
@@ -883,6 +924,7 @@ drop_all(struct webhooks *w)
 	w->due_queued = false;
 	w->n_dirty = 0;
 	w->dirty_all = false;
+	w->n_recheck = w->n_again = 0;
 }
 
 /*
@@ -949,6 +991,29 @@ command_result(struct webhooks *w, struct cmd *c, PGresult *res)
 		case CMD_DUE:
 			for (int r = 0; r < PQntuples(res); r++)
 				due_row(w, res, r);
+
+			/*
+			 * The walsender may send a commit before the committing
+			 * backend's snapshot shows it to other sessions (the commit
+			 * record is flushed before the proc array lets go): these
+			 * polls get a second look a moment later.
+			 */
+			if (c->n_fresh > 0)
+			{
+				if (!w->recheck)
+					w->recheck = malloc(sizeof(int64_t) * MAX_DIRTY);
+				for (int i = 0; w->recheck && i < c->n_fresh; i++)
+				{
+					if (w->n_recheck == MAX_DIRTY)
+					{
+						w->dirty_all = true;
+						break;
+					}
+					w->recheck[w->n_recheck++] = c->ids[i];
+				}
+				if (!ev_is_active(&w->recheck_timer.w))
+					timer_start(&w->recheck_timer, RECHECK_US);
+			}
 			break;
 		case CMD_BEGIN:
 			if (c->job->state != JOB_BEGIN)
@@ -1055,14 +1120,9 @@ tick_cb(struct fanout *f)
 	}
 }
 
-/* stream.c: a tally row of this poll was committed */
 static void
-on_tally_row(struct fanout *f, int64_t poll_id)
+dirty_add(struct webhooks *w, int64_t poll_id)
 {
-	struct webhooks *w = f->wh;
-
-	if (w->state != WH_LEADER)
-		return;
 	if (!w->dirty_all)
 	{
 		for (int i = w->n_dirty - 1; i >= 0 && i >= w->n_dirty - 8; i--)
@@ -1078,6 +1138,17 @@ on_tally_row(struct fanout *f, int64_t poll_id)
 		else
 			w->dirty[w->n_dirty++] = poll_id;
 	}
+}
+
+/* stream.c: a tally row of this poll was committed */
+static void
+on_tally_row(struct fanout *f, int64_t poll_id)
+{
+	struct webhooks *w = f->wh;
+
+	if (w->state != WH_LEADER)
+		return;
+	dirty_add(w, poll_id);
 	kick(w);
 }
 
@@ -1109,6 +1180,7 @@ webhooks_start(struct fanout *f)
 	curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
 	ev_init(&w->curl_timer, curl_timer_fired);
 	timer_init(f, &w->tick, tick_cb);
+	timer_init(f, &w->recheck_timer, recheck_cb);
 	timer_start(&w->tick, 0);
 	f->on_tally_row = on_tally_row;
 }
@@ -1122,13 +1194,16 @@ webhooks_stop(struct fanout *f)
 		return;
 	f->on_tally_row = NULL;
 	timer_stop(&w->tick);
+	timer_stop(&w->recheck_timer);
 	drop_all(w);
 	db_close(&w->conn);
 	ev_timer_stop(f->loop, &w->curl_timer);
 	curl_multi_cleanup(w->multi);
 	curl_global_cleanup();
 	free(w->dirty);
-	w->dirty = NULL;
+	free(w->recheck);
+	free(w->again);
+	w->dirty = w->recheck = w->again = NULL;
 	f->wh = NULL;
 }
 

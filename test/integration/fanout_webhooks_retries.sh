@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# fanout_webhooks_retries: a receiver that answers 500 twice, then 200, gets
+# the same Poll-Delivery three times (1 s, then 2 s apart: the backoff), and
+# then nothing more; poll.webhooks and /metrics say so.
+. "$(dirname "$0")/../fanout/lib.sh"
+. "$(dirname "$0")/../fanout/webhooks_lib.sh"
+
+rport=$(free_port)
+receiver_start r "$rport" --fail-first 2 --secret k
+p=$(new_poll 'retried' a b)
+webhook_add "http://127.0.0.1:$rport/" k '{closed}' "ARRAY[$p]::bigint[]"
+start_daemon --webhooks
+wait_healthy
+psql_q -c "SELECT poll.cast_vote($p, 'v1', 2); SELECT poll.close_poll($p)" >/dev/null
+wait_arrivals r 3 "True" 10
+sleep 4		# a fourth would come 4 s after the third
+python3 - "$WORK/r.jsonl" "$HOOK-$p-" <<'PY' || fail "retries do not follow the SPEC"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+ids = [r["delivery"] for r in recs]
+statuses = [r["status"] for r in recs]
+gaps = [b["at"] - a["at"] for a, b in zip(recs, recs[1:])]
+print("deliveries %s, answers %s, gaps %s s" % (ids, statuses, ["%.2f" % g for g in gaps]))
+ok = (len(recs) == 3 and len(set(ids)) == 1 and ids[0].startswith(sys.argv[2]) and statuses == [500, 500, 200]
+      and 0.9 <= gaps[0] <= 1.8 and 1.9 <= gaps[1] <= 2.8 and all(r["sig_ok"] for r in recs)
+      and json.loads(recs[0]["body"])["event"] == "closed")
+sys.exit(0 if ok else 1)
+PY
+row=$(psql_q -c "SELECT last_status, pending, failures FROM poll.webhooks WHERE webhook_id = $HOOK")
+[ "$row" = "200|0|0" ] || fail "poll.webhooks: $row"
+[ "$(psql_q -c "SELECT attempts || ' ' || state FROM poll.webhook_delivery WHERE webhook_id = $HOOK")" = "3 delivered" ] ||
+	fail "delivery state: $(psql_q -c "SELECT * FROM poll.webhook_delivery WHERE webhook_id = $HOOK")"
+[ "$(metric poll_fanout_webhook_failed_attempts_total)" = 2 ] || fail "failed attempts metric"
+[ "$(metric poll_fanout_webhook_deliveries_total)" = 1 ] || fail "deliveries metric"
+echo "ok: 500, 500, 200: one Poll-Delivery three times, 1 s then 2 s apart, then no more"
