@@ -357,10 +357,12 @@ BEGIN
 		RAISE EXCEPTION 'events must be a one-dimensional array of opened, closed, tally'
 			USING ERRCODE = '22023';
 	END IF;
-	SELECT e INTO bad FROM unnest(events) e
-	 WHERE e IS NULL OR e NOT IN ('opened', 'closed', 'tally') LIMIT 1;
+	IF array_position(events, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'events must not contain NULL' USING ERRCODE = '22004';
+	END IF;
+	SELECT e INTO bad FROM unnest(events) e WHERE e NOT IN ('opened', 'closed', 'tally') LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION 'unknown event %: events are opened, closed, tally', coalesce(quote_literal(bad), 'NULL')
+		RAISE EXCEPTION 'unknown event %: events are opened, closed, tally', quote_literal(bad)
 			USING ERRCODE = '22023';
 	ELSIF (SELECT count(DISTINCT e) FROM unnest(events) e) <> cardinality(events) THEN
 		RAISE EXCEPTION 'events must not repeat an event: %', events USING ERRCODE = '22023';
