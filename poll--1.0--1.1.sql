@@ -509,6 +509,11 @@ SELECT w.webhook_id, w.url, w.events, w.poll_ids, w.created_at,
 	  FROM poll.webhook_delivery x
 	 WHERE x.webhook_id = w.webhook_id) d ON true;
 COMMENT ON VIEW poll.webhooks IS 'Each webhook with its delivery state: poll_admin only; never the secret.';
+COMMENT ON COLUMN poll.webhooks.webhook_id IS 'The webhook''s id, as returned by add_webhook.';
+COMMENT ON COLUMN poll.webhooks.url IS 'Where deliveries are POSTed (http:// or https://).';
+COMMENT ON COLUMN poll.webhooks.events IS 'The events delivered: opened, closed, tally.';
+COMMENT ON COLUMN poll.webhooks.poll_ids IS 'The polls whose events are delivered; NULL: every poll.';
+COMMENT ON COLUMN poll.webhooks.created_at IS 'When the webhook was registered (earlier events are not delivered).';
 COMMENT ON COLUMN poll.webhooks.last_delivery_at IS 'When a delivery to it last succeeded (2xx).';
 COMMENT ON COLUMN poll.webhooks.last_status IS 'HTTP status of the last attempt (0: no answer within 10 s or no connection).';
 COMMENT ON COLUMN poll.webhooks.pending IS 'Deliveries begun and not yet acknowledged.';

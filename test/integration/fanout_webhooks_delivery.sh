@@ -82,6 +82,34 @@ if (verify("wrong", recs[0].signature, recs[0].body)) { console.log("wrong secre
 console.log("node crypto verified", recs.length, "signatures");
 JS
 
+# the README's receiver snippets, as printed there, on a recorded delivery and a tampered one
+snippet() {	# the code block after the README's marker <!-- webhook-verify-$1 -->
+	awk -v m="<!-- webhook-verify-$1 -->" '$0 == m { on = 1; next } on && /^```/ { if (in_block) exit; in_block = 1; next } in_block' \
+		"$POLL_ROOT/README.md"
+}
+snippet node >"$WORK/verify.js"
+snippet python >"$WORK/verify.py"
+[ -s "$WORK/verify.js" ] && [ -s "$WORK/verify.py" ] || fail "the README's verification snippets were not found"
+cat >>"$WORK/verify.js" <<'JS'
+const rec = JSON.parse(require("fs").readFileSync(process.argv[2], "utf8").trim().split("\n").pop());
+const body = Buffer.from(rec.body, "utf8");
+const ok = verifyPollSignature(process.argv[3], rec.signature, body);
+const tampered = verifyPollSignature(process.argv[3], rec.signature, Buffer.from(rec.body.replace("}", " }")));
+const stale = verifyPollSignature(process.argv[3], rec.signature, body, -1);
+process.exit(ok && !tampered && !stale ? 0 : 1);
+JS
+cat >>"$WORK/verify.py" <<'PY'
+import json, sys
+rec = json.loads(open(sys.argv[1]).read().strip().split("\n")[-1])
+ok = verify_poll_signature(sys.argv[2], rec["signature"], rec["body"].encode())
+tampered = verify_poll_signature(sys.argv[2], rec["signature"], rec["body"].replace("}", " }").encode())
+wrong = verify_poll_signature("not the secret", rec["signature"], rec["body"].encode())
+sys.exit(0 if ok and not tampered and not wrong else 1)
+PY
+node "$WORK/verify.js" "$WORK/r.jsonl" "$secret" || fail "the README's Node snippet does not verify a delivery (or accepts a bad one)"
+python3 "$WORK/verify.py" "$WORK/r.jsonl" "$secret" || fail "the README's Python snippet does not verify a delivery (or accepts a bad one)"
+echo "the README's Node and Python snippets verify a delivery and refuse a tampered or stale one"
+
 row=$(psql_q -c "SELECT last_status, pending, failures, last_delivery_at IS NOT NULL FROM poll.webhooks WHERE webhook_id = $hook")
 [ "$row" = "200|0|0|t" ] || fail "poll.webhooks: $row"
 n=$(metric poll_fanout_webhook_deliveries_total)
