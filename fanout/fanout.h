@@ -316,7 +316,7 @@ struct fanout {
 	/* --webhooks (webhooks.c): every poll.tally row of the stream is told to it */
 	bool			webhooks;
 	struct webhooks *wh;
-	void			(*on_tally_row) (struct fanout *f, int64_t poll_id);
+	void			(*on_tally_row) (struct fanout *f, int64_t poll_id, int status);
 
 	/* writer.c sets it: polls.c tells the writer of a subscription that became dirty */
 	void			(*sub_dirty) (struct session *s, struct subscription *sub);

@@ -52,6 +52,9 @@
 #define MAX_DIRTY			4096	/* polls waiting for a due query; beyond: all */
 #define MAX_BODY_BYTES		(256 * 1024)
 #define RECHECK_US			(200 * 1000)
+#define HOLD_AHEAD_US		(150 * 1000)	/* a held poll is asked for this long before its tally goes */
+#define HOLD_TICK_US		(50 * 1000)
+#define POLL_BUCKETS_WH		4096
 
 enum wh_state { WH_DOWN, WH_CONNECTING, WH_FOLLOWER, WH_LEADER };
 enum job_state { JOB_IDLE, JOB_WAIT, JOB_BEGIN, JOB_FLIGHT };
@@ -76,6 +79,7 @@ struct job {
 	int64_t			first_us;		/* first attempt (the 24 h) */
 	int64_t			created_us;		/* the event seen (latency) */
 	int64_t			last_start_us;	/* tally: the last delivery's start (every 5 s) */
+	int64_t			due_us;			/* when the timer fires */
 	/* a newer state that came while this one was begun or in flight */
 	bool			have_next;
 	int64_t			next_version;
@@ -98,6 +102,22 @@ struct cmd {
 	int64_t		   *ids;			/* CMD_DUE: NULL = every poll */
 	int				n_ids;
 	int				n_fresh;		/* CMD_DUE: ids[0..n_fresh) get a second look */
+};
+
+/*
+ * What the stream said of a poll: its status (a change may be an opened or
+ * a closed: asked at once), and until when a mere change of counts waits
+ * (its tallies are all waiting for their 5 s window: the poll is asked for
+ * again just before the first of them goes, with its latest state, instead
+ * of once per fold).
+ */
+struct wpoll {
+	struct wpoll   *next;
+	int64_t			id;
+	int				status;			/* -1: not known yet */
+	int64_t			hold_until_us;
+	uint64_t		hold_seq;		/* the due query that set it */
+	bool			deferred;		/* on the deferred list */
 };
 
 struct wh_sock {
@@ -127,6 +147,11 @@ struct webhooks {
 	int64_t		   *again;			/* ... and now due for that second look */
 	int				n_again;
 	struct timer	recheck_timer;
+	struct wpoll   *wpolls[POLL_BUCKETS_WH];
+	struct wpoll  **deferred_polls;	/* polls held with a change to ask for */
+	int				n_deferred, cap_deferred;
+	struct timer	hold_timer;
+	uint64_t		due_seq;
 	bool			due_queued;
 	CURLM		   *multi;
 	ev_timer		curl_timer;
@@ -432,6 +457,7 @@ job_at(struct job *j, int64_t delay_us)
 	struct ev_loop *loop = j->w->f->loop;
 
 	ev_timer_stop(loop, &j->timer);
+	j->due_us = now_us() + (delay_us > 0 ? delay_us : 0);
 	ev_now_update(loop);
 	ev_timer_set(&j->timer, delay_us > 0 ? (ev_tstamp) delay_us / 1e6 : 0., 0.);
 	ev_timer_start(loop, &j->timer);
@@ -811,6 +837,39 @@ render_body(struct fanout *f, PGresult *res, int r, int64_t webhook_id, int64_t 
 	return body;
 }
 
+static struct wpoll *
+wpoll_get(struct webhooks *w, int64_t id)
+{
+	unsigned	b = (unsigned) (((uint64_t) id * 11400714819323198485ull) >> 40) % POLL_BUCKETS_WH;
+	struct wpoll *p;
+
+	for (p = w->wpolls[b]; p; p = p->next)
+		if (p->id == id)
+			return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->id = id;
+	p->status = -1;
+	p->next = w->wpolls[b];
+	w->wpolls[b] = p;
+	return p;
+}
+
+/* a tally waits for its window: counts-only changes of its poll wait until just before it goes */
+static void
+hold_poll(struct webhooks *w, struct job *j)
+{
+	struct wpoll *p = wpoll_get(w, j->poll_id);
+	int64_t		until = j->due_us - HOLD_AHEAD_US;
+
+	if (!p || until <= now_us())
+		return;
+	if (p->hold_seq != w->due_seq || until < p->hold_until_us)
+		p->hold_until_us = until;
+	p->hold_seq = w->due_seq;
+}
+
 static void
 due_row(struct webhooks *w, PGresult *res, int r)
 {
@@ -870,6 +929,8 @@ due_row(struct webhooks *w, PGresult *res, int r)
 		return;
 	}
 	/* idle, or waiting (not in flight): this state replaces the one it had */
+	if (j->state == JOB_WAIT && event == 2)
+		hold_poll(w, j);
 	free(j->body);
 	j->body = body;
 	j->body_len = len;
@@ -888,6 +949,8 @@ due_row(struct webhooks *w, PGresult *res, int r)
 			due = j->last_start_us + TALLY_EVERY_US - now;
 		job_set_state(j, JOB_WAIT);
 		job_at(j, due);
+		if (event == 2)
+			hold_poll(w, j);
 	}
 }
 
@@ -912,6 +975,20 @@ drop_all(struct webhooks *w)
 		w->jobs[b] = NULL;
 	}
 	w->n_pending = 0;
+	for (int b = 0; b < POLL_BUCKETS_WH; b++)
+	{
+		struct wpoll *p = w->wpolls[b];
+
+		while (p)
+		{
+			struct wpoll *next = p->next;
+
+			free(p);
+			p = next;
+		}
+		w->wpolls[b] = NULL;
+	}
+	w->n_deferred = 0;
 	while ((c = w->q_head))
 	{
 		w->q_head = c->next;
@@ -989,6 +1066,7 @@ command_result(struct webhooks *w, struct cmd *c, PGresult *res)
 			}
 			break;
 		case CMD_DUE:
+			w->due_seq++;
 			for (int r = 0; r < PQntuples(res); r++)
 				due_row(w, res, r);
 
@@ -1140,14 +1218,70 @@ dirty_add(struct webhooks *w, int64_t poll_id)
 	}
 }
 
-/* stream.c: a tally row of this poll was committed */
+/* the held polls whose hold is over are asked for now */
 static void
-on_tally_row(struct fanout *f, int64_t poll_id)
+hold_cb(struct fanout *f)
 {
 	struct webhooks *w = f->wh;
+	int64_t		now = now_us();
+
+	for (int i = 0; i < w->n_deferred;)
+	{
+		struct wpoll *p = w->deferred_polls[i];
+
+		if (now >= p->hold_until_us)
+		{
+			p->deferred = false;
+			dirty_add(w, p->id);
+			w->deferred_polls[i] = w->deferred_polls[--w->n_deferred];
+		}
+		else
+			i++;
+	}
+	if (w->n_deferred > 0)
+		timer_start(&w->hold_timer, HOLD_TICK_US);
+	kick(w);
+}
+
+/*
+ * stream.c: a tally row of this poll was committed.  A change of status is
+ * asked about at once; a change of counts too, unless the poll is open and
+ * its tallies all wait for their window (then just before the first goes).
+ * A closed poll's rows are its last votes being folded: closed waits for
+ * them, so they are asked about at once.
+ */
+static void
+on_tally_row(struct fanout *f, int64_t poll_id, int status)
+{
+	struct webhooks *w = f->wh;
+	struct wpoll *p;
 
 	if (w->state != WH_LEADER)
 		return;
+	p = wpoll_get(w, poll_id);
+	if (p && p->status == status && status == STATUS_OPEN && now_us() < p->hold_until_us)
+	{
+		if (p->deferred)
+			return;
+		if (w->n_deferred == w->cap_deferred)
+		{
+			int			cap = w->cap_deferred ? w->cap_deferred * 2 : 256;
+			struct wpoll **a = realloc(w->deferred_polls, sizeof(*a) * (size_t) cap);
+
+			if (!a)
+				goto now;
+			w->deferred_polls = a;
+			w->cap_deferred = cap;
+		}
+		p->deferred = true;
+		w->deferred_polls[w->n_deferred++] = p;
+		if (!ev_is_active(&w->hold_timer.w))
+			timer_start(&w->hold_timer, HOLD_TICK_US);
+		return;
+	}
+now:
+	if (p)
+		p->status = status;
 	dirty_add(w, poll_id);
 	kick(w);
 }
@@ -1181,6 +1315,7 @@ webhooks_start(struct fanout *f)
 	ev_init(&w->curl_timer, curl_timer_fired);
 	timer_init(f, &w->tick, tick_cb);
 	timer_init(f, &w->recheck_timer, recheck_cb);
+	timer_init(f, &w->hold_timer, hold_cb);
 	timer_start(&w->tick, 0);
 	f->on_tally_row = on_tally_row;
 }
@@ -1195,6 +1330,7 @@ webhooks_stop(struct fanout *f)
 	f->on_tally_row = NULL;
 	timer_stop(&w->tick);
 	timer_stop(&w->recheck_timer);
+	timer_stop(&w->hold_timer);
 	drop_all(w);
 	db_close(&w->conn);
 	ev_timer_stop(f->loop, &w->curl_timer);
@@ -1203,6 +1339,8 @@ webhooks_stop(struct fanout *f)
 	free(w->dirty);
 	free(w->recheck);
 	free(w->again);
+	free(w->deferred_polls);
+	w->deferred_polls = NULL;
 	w->dirty = w->recheck = w->again = NULL;
 	f->wh = NULL;
 }
