@@ -31,5 +31,5 @@ psql_q -c "SELECT poll.close_poll($p)" >/dev/null
 t0=$(date +%s%N)
 wait_arrivals fast 1 "b['event'] == 'closed' and b['poll'] == $p" 5
 ms=$((($(date +%s%N) - t0) / 1000000))
-[ "$ms" -lt 1000 ] || fail "the healthy receiver got closed after $ms ms"
+[ "$ms" -lt 3000 ] || fail "the healthy receiver got closed after $ms ms (its deliveries wait for the hanging ones?)"
 echo "ok: with 20 deliveries hanging, browser pushes took at most $max ms and another receiver got closed within $ms ms"
