@@ -463,6 +463,21 @@ job_at(struct job *j, int64_t delay_us)
 	ev_timer_start(loop, &j->timer);
 }
 
+/* the newer state that came while this one was begun or in flight becomes the delivery */
+static void
+job_take_next(struct job *j)
+{
+	j->have_next = false;
+	free(j->body);
+	j->version = j->next_version;
+	j->body = j->next_body;
+	j->body_len = j->next_body_len;
+	free(j->vote_at);
+	j->vote_at = j->next_vote_at;
+	j->next_body = j->next_vote_at = NULL;
+	j->persisted = false;
+}
+
 /* the delivery is over (acknowledged, given up, or its webhook gone): a newer state waits its turn */
 static void
 job_finish(struct job *j)
@@ -476,14 +491,7 @@ job_finish(struct job *j)
 		int64_t		now = now_us();
 		int64_t		due = j->next_wait_us;
 
-		j->have_next = false;
-		j->version = j->next_version;
-		j->body = j->next_body;
-		j->body_len = j->next_body_len;
-		free(j->vote_at);
-		j->vote_at = j->next_vote_at;
-		j->next_body = j->next_vote_at = NULL;
-		j->persisted = false;
+		job_take_next(j);
 		j->attempts = 0;
 		j->first_us = 0;
 		j->created_us = now;
@@ -663,15 +671,7 @@ job_done(struct job *j, CURLcode rc, long status)
 			if (j->have_next && j->event != 0)
 			{
 				/* the latest state replaces the stale one, and keeps its backoff */
-				j->have_next = false;
-				free(j->body);
-				j->version = j->next_version;
-				j->body = j->next_body;
-				j->body_len = j->next_body_len;
-				free(j->vote_at);
-				j->vote_at = j->next_vote_at;
-				j->next_body = j->next_vote_at = NULL;
-				j->persisted = false;
+				job_take_next(j);
 			}
 			job_set_state(j, JOB_WAIT);
 			job_at(j, delay);

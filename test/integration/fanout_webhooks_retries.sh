@@ -33,3 +33,26 @@ row=$(psql_q -c "SELECT last_status, pending, failures FROM poll.webhooks WHERE 
 [ "$(metric poll_fanout_webhook_failed_attempts_total)" = 2 ] || fail "failed attempts metric"
 [ "$(metric poll_fanout_webhook_deliveries_total)" = 1 ] || fail "deliveries metric"
 echo "ok: 500, 500, 200: one Poll-Delivery three times, 1 s then 2 s apart, then no more"
+
+# after 24 h of retries a delivery counts as failed: one begun 25 h ago (as a
+# daemon left it before a long outage), to a port nobody listens on
+stop_daemon
+first=$HOOK
+dead=$(free_port)
+p2=$(new_poll 'given up' a b)
+webhook_add "http://127.0.0.1:$dead/" k '{closed}' "ARRAY[$p2]::bigint[]"
+psql_q -c "INSERT INTO poll.webhook_delivery (webhook_id, poll_id, event, version, state, body, since, attempts)
+	VALUES ($HOOK, $p2, 'closed', 7, 'pending', '{\"type\":\"snapshot\"}', now() - interval '25 hours', 17)" >/dev/null
+start_daemon --webhooks
+for _ in $(seq 1 100); do
+	[ "$(psql_q -c "SELECT failures || '|' || pending FROM poll.webhooks WHERE webhook_id = $HOOK")" = "1|0" ] && break
+	sleep 0.1
+done
+[ "$(psql_q -c "SELECT failures || '|' || pending || '|' || last_status FROM poll.webhooks WHERE webhook_id = $HOOK")" = "1|0|0" ] ||
+	fail "not given up after 24 h: $(psql_q -c "SELECT * FROM poll.webhook_delivery WHERE webhook_id = $HOOK")"
+[ "$(metric poll_fanout_webhook_failures_total)" = 1 ] || fail "failures metric $(metric poll_fanout_webhook_failures_total)"
+grep -q "failed for 24 h: given up" "$DAEMON_LOG" || fail "the give-up is not logged"
+[ "$(psql_q -c "SELECT state FROM poll.webhook_delivery WHERE webhook_id = $first")" = delivered ] ||
+	fail "the delivered one changed after a restart"
+[ "$(arrivals r)" = 3 ] || fail "a delivered event was sent again after the restart"
+echo "ok: a delivery retried for 24 h is given up and counted in poll.webhooks.failures"
