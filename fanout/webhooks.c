@@ -909,6 +909,17 @@ due_row(struct webhooks *w, PGresult *res, int r)
 			   (long long) webhook_id, (long long) poll_id, (long long) version);
 		return;
 	}
+	if (event == 1)
+	{
+		/* closed tells the final counts: a tally still waiting for its window goes */
+		struct job *t = job_find(w, webhook_id, poll_id, 2);
+
+		if (t && t->state == JOB_WAIT && !t->persisted)
+		{
+			t->have_next = false;
+			job_finish(t);
+		}
+	}
 	if (!j && !(j = job_new(w, webhook_id, poll_id, event, PQgetvalue(res, r, 1),
 							PQgetvalue(res, r, 2))))
 	{
@@ -1012,10 +1023,15 @@ static void
 conn_fail(struct fanout *f, const char *what)
 {
 	struct webhooks *w = f->wh;
+	char		reason[256];
 
+	snprintf(reason, sizeof(reason), "%s", w->conn.conn && *PQerrorMessage(w->conn.conn) ?
+			 PQerrorMessage(w->conn.conn) : "connection lost");
+	for (char *c = reason; *c; c++)
+		if (*c == '\n' || *c == '\r')
+			*c = c[1] ? ' ' : '\0';
 	if (w->state == WH_LEADER || f->verbose)
-		logmsg("webhooks: %s: %s; reconnecting in %d ms", what,
-			   w->conn.conn ? PQerrorMessage(w->conn.conn) : "connection lost", w->backoff_ms);
+		logmsg("webhooks: %s: %s; reconnecting in %d ms", what, reason, w->backoff_ms);
 	db_close(&w->conn);
 	drop_all(w);
 	w->state = WH_DOWN;

@@ -15,8 +15,9 @@ webhook_add() {	# webhook_add URL SECRET [EVENTS] [POLL_IDS]: its id in HOOK
 webhooks_cleanup() {
 	local rc=$?
 	for h in "${HOOKS[@]}"; do psql_q -c "SELECT poll.remove_webhook($h)" >/dev/null 2>&1 || true; done
-	cleanup
-	exit $rc
+	set +e
+	(exit $rc)
+	cleanup		# reads the test's status from $?, exits with it
 }
 trap webhooks_cleanup EXIT
 

@@ -51,9 +51,9 @@ events = [json.loads(r["body"])["event"] for r in mine]
 if events.count("opened") != 1 or events[0] != "opened": bad.append("opened not once and first: %s" % events)
 if events.count("closed") != 1 or events[-1] != "closed": bad.append("closed not once and last: %s" % events)
 closed = json.loads(mine[-1]["body"])
-if closed["status"] != "closed" or [o["votes"] for o in closed["options"]] != final:
+if closed.get("status") != "closed" or [o["votes"] for o in closed["options"]] != final:
     bad.append("closed carries %s, poll.results %s" % ([o["votes"] for o in closed["options"]], final))
-if closed["ballots"] != sum(final) or closed["title"] != 'webhook "delivery"': bad.append("closed snapshot %s" % closed)
+if closed.get("ballots") != sum(final) or closed.get("title") != 'webhook "delivery"': bad.append("closed snapshot %s" % closed)
 tallies = [r["at"] for r in mine if json.loads(r["body"])["event"] == "tally"]
 gaps = [b - a for a, b in zip(tallies, tallies[1:])]
 if len(tallies) < 2: bad.append("only %d tally events over 8 s of votes" % len(tallies))
@@ -119,7 +119,7 @@ n=$(metric poll_fanout_webhook_deliveries_total)
 # the secret: in no view or table poll_admin reads; reader and voter see and change nothing
 psql_q -c "CREATE ROLE hooks_admin_$$ IN ROLE poll_admin; CREATE ROLE hooks_reader_$$ IN ROLE poll_reader;
 	CREATE ROLE hooks_voter_$$ IN ROLE poll_voter" >/dev/null
-trap 'psql_q -c "DROP ROLE IF EXISTS hooks_admin_$$, hooks_reader_$$, hooks_voter_$$" >/dev/null 2>&1; webhooks_cleanup' EXIT
+trap 'rc=$?; set +e; psql_q -c "DROP ROLE IF EXISTS hooks_admin_$$, hooks_reader_$$, hooks_voter_$$" >/dev/null 2>&1; (exit $rc); webhooks_cleanup' EXIT
 as() { psql -X -qAt -v ON_ERROR_STOP=1 -c "SET ROLE $1; $2" 2>&1; }
 got=$(as "hooks_admin_$$" "SELECT webhook_id, url FROM poll.webhooks WHERE webhook_id = $hook")
 [ "$got" = "$hook|http://127.0.0.1:$rport/hook?x=1" ] || fail "poll_admin reads poll.webhooks: $got"

@@ -75,3 +75,17 @@ for (ev, p, d), n in count.items():
 sys.exit(0 if got == collections.Counter(want) and all(r["sig_ok"] for r in recs) else 1)
 PY
 echo "ok: after kill -9 mid-delivery, only the delivery in flight came again (same Poll-Delivery)"
+
+# ---- 3. Postgres restarts under a running daemon: it reconnects, takes the lock, goes on ----
+if [ -n "${POLL_CLUSTER_DIR:-}" ]; then
+	"$POLL_ROOT/scripts/cluster.sh" stop "$POLL_CLUSTER_DIR" >/dev/null
+	"$POLL_ROOT/scripts/cluster.sh" start "$POLL_CLUSTER_DIR" "$PGPORT" >/dev/null
+	wait_healthy 30
+	psql_q -c "SELECT poll.close_poll(${polls[2]})" >/dev/null
+	wait_arrivals h 4 "b['event'] == 'closed'" 15
+	sleep 1.5
+	[ "$(arrivals h)" = 7 ] || fail "after Postgres restarted: $(arrivals h) requests, expected 7 (3 opened, 4 closed)"
+	[ "$(grep -c "this daemon delivers" "$DAEMON_LOG")" = 2 ] ||
+		fail "the daemon did not take the lock again after Postgres restarted"
+	echo "ok: Postgres restarted under the daemon: it took the lock again and delivered the next closed, once"
+fi
