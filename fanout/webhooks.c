@@ -152,6 +152,7 @@ struct webhooks {
 	int				n_deferred, cap_deferred;
 	struct timer	hold_timer;
 	uint64_t		due_seq;
+	int64_t			pruned_us;
 	bool			due_queued;
 	CURLM		   *multi;
 	ev_timer		curl_timer;
@@ -414,6 +415,21 @@ job_new(struct webhooks *w, int64_t webhook_id, int64_t poll_id, int event,
 	j->next_in_bucket = w->jobs[b];
 	w->jobs[b] = j;
 	return j;
+}
+
+static void job_free(struct job *j);
+
+static void
+job_unlink_free(struct webhooks *w, struct job *j)
+{
+	for (struct job **pp = &w->jobs[job_bucket(j->webhook_id, j->poll_id, j->event)]; *pp;
+		 pp = &(*pp)->next_in_bucket)
+		if (*pp == j)
+		{
+			*pp = j->next_in_bucket;
+			break;
+		}
+	job_free(j);
 }
 
 static void
@@ -837,20 +853,35 @@ render_body(struct fanout *f, PGresult *res, int r, int64_t webhook_id, int64_t 
 	return body;
 }
 
+static unsigned
+wpoll_bucket(int64_t id)
+{
+	return (unsigned) (((uint64_t) id * 11400714819323198485ull) >> 40) % POLL_BUCKETS_WH;
+}
+
+static struct wpoll *
+wpoll_find(struct webhooks *w, int64_t id)
+{
+	for (struct wpoll *p = w->wpolls[wpoll_bucket(id)]; p; p = p->next)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+/* only held polls have one (hold_poll); the others are asked about at every change */
 static struct wpoll *
 wpoll_get(struct webhooks *w, int64_t id)
 {
-	unsigned	b = (unsigned) (((uint64_t) id * 11400714819323198485ull) >> 40) % POLL_BUCKETS_WH;
-	struct wpoll *p;
+	unsigned	b = wpoll_bucket(id);
+	struct wpoll *p = wpoll_find(w, id);
 
-	for (p = w->wpolls[b]; p; p = p->next)
-		if (p->id == id)
-			return p;
+	if (p)
+		return p;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->id = id;
-	p->status = -1;
+	p->status = STATUS_OPEN;	/* a tally waits: the poll was open when it was asked about */
 	p->next = w->wpolls[b];
 	w->wpolls[b] = p;
 	return p;
@@ -1125,6 +1156,16 @@ command_result(struct webhooks *w, struct cmd *c, PGresult *res)
 			}
 			break;
 		case CMD_RESULT:
+			if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && strcmp(c->outcome, "retry") != 0 &&
+				c->job->state == JOB_IDLE && !c->job->have_next)
+			{
+				/*
+				 * Recorded: the database knows it from now on (no due query
+				 * sent before this one is still to come), so the job goes.
+				 */
+				job_unlink_free(w, c->job);
+				break;
+			}
 			if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
 			{
 				/* the webhook is gone (or removed and added again): stop retrying */
@@ -1172,6 +1213,26 @@ conn_readable(struct fanout *f)
 	}
 }
 
+/* every 10 s: the polls no longer held are forgotten */
+static void
+wpoll_prune(struct webhooks *w, int64_t now)
+{
+	w->pruned_us = now;
+	for (int b = 0; b < POLL_BUCKETS_WH; b++)
+		for (struct wpoll **pp = &w->wpolls[b]; *pp;)
+		{
+			struct wpoll *p = *pp;
+
+			if (!p->deferred && p->hold_until_us < now)
+			{
+				*pp = p->next;
+				free(p);
+			}
+			else
+				pp = &p->next;
+		}
+}
+
 /* once a second: connect, try the lock, notice the stream coming back */
 static void
 tick_cb(struct fanout *f)
@@ -1206,6 +1267,8 @@ tick_cb(struct fanout *f)
 			}
 			return;
 		case WH_LEADER:
+			if (now - w->pruned_us > 10 * TICK_US)
+				wpoll_prune(w, now);
 			if (f->stream.state == REPL_STREAMING && !w->stream_was_up)
 				w->dirty_all = true;	/* the stream is back: what happened meanwhile */
 			w->stream_was_up = f->stream.state == REPL_STREAMING;
@@ -1274,7 +1337,7 @@ on_tally_row(struct fanout *f, int64_t poll_id, int status)
 
 	if (w->state != WH_LEADER)
 		return;
-	p = wpoll_get(w, poll_id);
+	p = wpoll_find(w, poll_id);
 	if (p && p->status == status && status == STATUS_OPEN && now_us() < p->hold_until_us)
 	{
 		if (p->deferred)
