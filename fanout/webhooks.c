@@ -51,7 +51,7 @@
 #define JOB_BUCKETS			4096
 #define MAX_DIRTY			4096	/* polls waiting for a due query; beyond: all */
 #define MAX_BODY_BYTES		(256 * 1024)
-#define RECHECK_US			(200 * 1000)
+#define RECHECK_US			(50 * 1000)
 #define HOLD_AHEAD_US		(150 * 1000)	/* a held poll is asked for this long before its tally goes */
 #define HOLD_TICK_US		(50 * 1000)
 #define POLL_BUCKETS_WH		4096
