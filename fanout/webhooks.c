@@ -660,11 +660,17 @@ job_done(struct job *j, CURLcode rc, long status)
 	{
 		w->attempts_failed++;
 		if (w->f->verbose || j->attempts == 1)
-			logmsg("webhooks: delivery %lld-%lld-%lld (%s) to webhook %lld: %s%s%ld, attempt %d",
+		{
+			char		why[128];
+
+			if (rc != CURLE_OK)
+				snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
+			else
+				snprintf(why, sizeof(why), "HTTP %ld", status);
+			logmsg("webhooks: delivery %lld-%lld-%lld (%s) to webhook %lld: %s, attempt %d",
 				   (long long) j->webhook_id, (long long) j->poll_id, (long long) j->version,
-				   event_names[j->event], (long long) j->webhook_id,
-				   rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP ", rc != CURLE_OK ? " " : "",
-				   rc != CURLE_OK ? 0L : status, j->attempts);
+				   event_names[j->event], (long long) j->webhook_id, why, j->attempts);
+		}
 		if (now - j->first_us >= GIVE_UP_US)
 		{
 			w->failed++;

@@ -2,14 +2,14 @@
 """webhook_receiver.py — a real HTTP receiver of poll-fanout's webhooks, for the tests.
 
   webhook_receiver.py --port N --out FILE [--secret S] [--fail-first N] [--hang SECONDS]
-                      [--hang-file PATH]
+                      [--hang-file PATH] [--tls-cert FILE --tls-key FILE]
 
 Appends one JSON line per request to FILE (flushed before answering):
 {"at": unix time, "path", "delivery", "webhook", "signature", "sig_ok", "body", "status"}.
 sig_ok is this receiver's own check of Poll-Signature with Python's hmac (not the
 daemon's code).  --fail-first N answers 500 to the first N arrivals of each
 Poll-Delivery; --hang S sleeps S seconds before answering (only while PATH
-exists, with --hang-file); otherwise 200.
+exists, with --hang-file); otherwise 200.  With --tls-cert, https.
 """
 import argparse
 import hashlib
@@ -28,6 +28,8 @@ ap.add_argument("--secret", default="")
 ap.add_argument("--fail-first", type=int, default=0)
 ap.add_argument("--hang", type=float, default=0)
 ap.add_argument("--hang-file", default="")
+ap.add_argument("--tls-cert", default="")
+ap.add_argument("--tls-key", default="")
 args = ap.parse_args()
 
 lock = threading.Lock()
@@ -83,6 +85,11 @@ class Handler(BaseHTTPRequestHandler):
 
 ThreadingHTTPServer.daemon_threads = True
 server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+if args.tls_cert:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
 print("listening", args.port, flush=True)
 sys.stdout.flush()
 server.serve_forever()
