@@ -50,7 +50,12 @@
  *                        heap, the sweep list and the snapshots' ring; it is
  *                        idempotent (a detached session is all zero).  While
  *                        attached, each of those points to it.
- *   struct pgc           one libpq connection; db.c opens and closes both.
+ *   struct pgc           one libpq connection; db.c opens and closes both
+ *                        (and a layer's own, webhooks.c's, with its on_fail).
+ *   struct webhooks      webhooks.c's, reached as f->wh: its connection, its
+ *                        jobs (one per webhook, poll and event while pending;
+ *                        the database holds what was delivered) and libcurl's
+ *                        handles; dropped whole when its connection fails.
  *   struct timer         one of our timers on the loop (loop.c).
  */
 #ifndef FANOUT_H
