@@ -2,7 +2,8 @@
 # fanout_webhooks_two_daemons: two daemons with --webhooks on one database:
 # exactly one delivers (the advisory lock), each event arrives once, and
 # after kill -9 of the one delivering the other takes over within seconds
-# and delivers what came meanwhile, once.
+# and delivers what came meanwhile, once.  The second runs as poll_fanout
+# (deploy/poll_fanout_role.sql with its --webhooks grants), not a superuser.
 . "$(dirname "$0")/../fanout/lib.sh"
 . "$(dirname "$0")/../fanout/webhooks_lib.sh"
 
@@ -14,7 +15,12 @@ wait_healthy
 pid_a=$DAEMON_PID port_a=$DAEMON_PORT
 for _ in $(seq 1 50); do [ "$(daemon_leader)" = 1 ] && break; sleep 0.1; done
 [ "$(daemon_leader)" = 1 ] || fail "daemon A does not deliver"
-start_daemon --webhooks
+# B runs with least privilege: deploy/poll_fanout_role.sql and its --webhooks grants
+psql_q -f "$POLL_ROOT/deploy/poll_fanout_role.sql" >/dev/null || fail "deploy/poll_fanout_role.sql failed"
+sed -n '/started with --webhooks/,$p' "$POLL_ROOT/deploy/poll_fanout_role.sql" | grep '^--   ' | sed 's/^-- *//' >"$WORK/grants.sql"
+grep -q 'TO poll_fanout;' "$WORK/grants.sql" || fail "the --webhooks grants are not in deploy/poll_fanout_role.sql"
+psql_q -f "$WORK/grants.sql" >/dev/null || fail "the --webhooks grants failed: $(cat "$WORK/grants.sql")"
+start_daemon --webhooks --db "host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=poll_fanout"
 wait_healthy
 pid_b=$DAEMON_PID port_b=$DAEMON_PORT
 sleep 1.5
