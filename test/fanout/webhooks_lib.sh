@@ -75,3 +75,13 @@ wait_arrivals() {
 daemon_leader() {
 	curl -s "$(BASE)/metrics" | awk '$1 == "poll_fanout_webhook_leader" { print $2 }'
 }
+
+# wait_webhook HOOK COLUMNS WANT [seconds]: until poll.webhooks' COLUMNS (joined by |) read WANT
+wait_webhook() {
+	local sql="SELECT concat_ws('|', $2) FROM poll.webhooks WHERE webhook_id = $1"
+	for _ in $(seq 1 $((${4:-5} * 10))); do
+		[ "$(psql_q -c "$sql")" = "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "webhook $1: $2 is \"$(psql_q -c "$sql")\", not \"$3\", after ${4:-5} s"
+}

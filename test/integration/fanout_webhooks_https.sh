@@ -19,12 +19,7 @@ webhook_add "https://127.0.0.1:$rport/hook" k '{closed}' "ARRAY[$p]::bigint[]"
 start_daemon --webhooks
 wait_healthy
 psql_q -c "SELECT poll.close_poll($p)" >/dev/null
-for _ in $(seq 1 50); do
-	[ "$(psql_q -c "SELECT pending || '|' || last_status FROM poll.webhooks WHERE webhook_id = $HOOK")" = "1|0" ] && break
-	sleep 0.1
-done
-[ "$(psql_q -c "SELECT pending || '|' || last_status FROM poll.webhooks WHERE webhook_id = $HOOK")" = "1|0" ] ||
-	fail "no failed attempt recorded: $(psql_q -c "SELECT * FROM poll.webhooks WHERE webhook_id = $HOOK")"
+wait_webhook "$HOOK" "pending, last_status" "1|0"	# a failed attempt, recorded
 sleep 1.5	# the first retry too
 [ "$(arrivals r)" = 1 ] || fail "a delivery reached a receiver whose certificate does not verify"
 grep -qi 'certificate' "$DAEMON_LOG" || fail "the refusal is not logged with its reason"

@@ -26,8 +26,7 @@ ok = (len(recs) == 3 and len(set(ids)) == 1 and ids[0].startswith(sys.argv[2]) a
       and json.loads(recs[0]["body"])["event"] == "closed")
 sys.exit(0 if ok else 1)
 PY
-row=$(psql_q -c "SELECT last_status, pending, failures FROM poll.webhooks WHERE webhook_id = $HOOK")
-[ "$row" = "200|0|0" ] || fail "poll.webhooks: $row"
+wait_webhook "$HOOK" "last_status, pending, failures" "200|0|0" 1
 [ "$(psql_q -c "SELECT attempts || ' ' || state FROM poll.webhook_delivery WHERE webhook_id = $HOOK")" = "3 delivered" ] ||
 	fail "delivery state: $(psql_q -c "SELECT * FROM poll.webhook_delivery WHERE webhook_id = $HOOK")"
 [ "$(metric poll_fanout_webhook_failed_attempts_total)" = 2 ] || fail "failed attempts metric"
@@ -44,12 +43,7 @@ webhook_add "http://127.0.0.1:$dead/" k '{closed}' "ARRAY[$p2]::bigint[]"
 psql_q -c "INSERT INTO poll.webhook_delivery (webhook_id, poll_id, event, version, state, body, since, attempts)
 	VALUES ($HOOK, $p2, 'closed', 7, 'pending', '{\"type\":\"snapshot\"}', now() - interval '25 hours', 17)" >/dev/null
 start_daemon --webhooks
-for _ in $(seq 1 100); do
-	[ "$(psql_q -c "SELECT failures || '|' || pending FROM poll.webhooks WHERE webhook_id = $HOOK")" = "1|0" ] && break
-	sleep 0.1
-done
-[ "$(psql_q -c "SELECT failures || '|' || pending || '|' || last_status FROM poll.webhooks WHERE webhook_id = $HOOK")" = "1|0|0" ] ||
-	fail "not given up after 24 h: $(psql_q -c "SELECT * FROM poll.webhook_delivery WHERE webhook_id = $HOOK")"
+wait_webhook "$HOOK" "failures, pending, last_status" "1|0|0" 10	# given up
 [ "$(metric poll_fanout_webhook_failures_total)" = 1 ] || fail "failures metric $(metric poll_fanout_webhook_failures_total)"
 grep -q "failed for 24 h: given up" "$DAEMON_LOG" || fail "the give-up is not logged"
 [ "$(psql_q -c "SELECT state FROM poll.webhook_delivery WHERE webhook_id = $first")" = delivered ] ||
