@@ -103,7 +103,8 @@ run() {	# name [flags...]: prints "cpu_percent rss_kb deliveries"
 	pid=$!; pids+=("$pid")
 	wait_http "http://127.0.0.1:$port/healthz"
 	"$out/pushload" push --port "$port" --poll "$hot" --clients "$clients" --conninfo "$conninfo" \
-		--seconds "$secs" --pid "$pid" --src-base 30 --drain-max 3 --settle 1 >"$out/push.$name.txt" &
+		--seconds "$secs" --pid "$pid" --src-base 30 --drain-max 3 --settle 1 --raw "$out/lat.$name.ms" \
+		>"$out/push.$name.txt" &
 	lp=$!; pids+=("$lp")
 	for _ in $(seq 1 300); do grep -q '^clients=' "$out/push.$name.txt" && break; sleep 0.1; done
 	"$PGBIN/pgbench" -n -M prepared -c 4 -j 2 -R "$rate" -T $((secs + 3)) -f "$out/votes.pgbench" \
@@ -204,4 +205,9 @@ met() { awk -v x="$1" -v y="$2" "BEGIN {print (x $3 y) ? \"yes\" : \"no\"}"; }
 echo "| webhooks: tally deliveries/s, $npolls webhooks on $npolls polls, $rate votes/s over them ($npolls × one per 5 s = $((npolls / 5))/s at most, by design) | $dps /s | | | context | |" >&3
 echo "| webhooks: close_poll commit → receiver's receipt of \`closed\`, p50 / p99 / max, $npolls polls closed 20 ms apart while votes stream ($n_closed received, $c_missing missing) | $c50 / $c99 / $cmax ms | | | p99 ≤ 1 000 ms | $( [ "$c_missing" = 0 ] && met "$c99" 1000 '<=' || echo no) |" >&3
 echo "| webhooks: daemon CPU (% of one core), $clients WebSocket clients + $rate votes/s, with \`--webhooks\` vs without | $cpu_with % | $cpu_without % | ${ratio}× | ≤ 1.10× | $(met "$ratio" 1.10 '<=') |" >&3
+pushlat() {	# with|without p50_ms|p99_ms: the median over the runs
+	grep -ho "\b$2=[0-9.]*" "$out"/push."$1".*.txt | cut -d= -f2 | sort -n |
+		awk '{a[NR] = $1} END {if (NR) printf "%.1f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; else print "-"}'
+}
+echo "| webhooks: push latency p50 / p99 (commit → WebSocket, pushload's probes; median of the runs), same runs, with \`--webhooks\` vs without | $(pushlat with p50_ms) / $(pushlat with p99_ms) ms | $(pushlat without p50_ms) / $(pushlat without p99_ms) ms | | context (a shared machine: runs alternate) | |" >&3
 echo "| webhooks: daemon RSS, same runs, with vs without | $(awk -v a="$rss_with" 'BEGIN {printf "%.1f MiB", a / 1024}') | $(awk -v a="$rss_without" 'BEGIN {printf "%.1f MiB", a / 1024}') | | context | |" >&3
