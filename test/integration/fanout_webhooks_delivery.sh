@@ -22,6 +22,9 @@ wait_healthy
 
 p=$(new_poll 'webhook "delivery"' red green blue)
 wait_arrivals r 1 "b.get('event') == 'opened' and b['poll'] == $p" 5
+# and one the clock opens and closes (the worker records it): opened and closed too
+clock=$(psql_q -c "SELECT poll.create_poll('by the clock', ARRAY['x', 'y'], opens_at => now() + interval '2 s',
+	closes_at => now() + interval '4 s')")
 # votes for about 8 s
 start=$(date +%s.%N)
 for i in $(seq 1 40); do
@@ -31,6 +34,10 @@ done
 psql_q -c "SELECT poll.close_poll($p)" >/dev/null
 wait_arrivals r 1 "b.get('event') == 'closed' and b['poll'] == $p" 10
 sleep 1
+[ "$(arrivals r "b['poll'] == $clock and b['event'] == 'opened' and b['status'] == 'open'")" = 1 ] &&
+	[ "$(arrivals r "b['poll'] == $clock and b['event'] == 'closed' and b['status'] == 'closed'")" = 1 ] &&
+	[ "$(arrivals r "b['poll'] == $clock")" = 2 ] ||
+	fail "the poll the clock opened and closed: $(grep -c "\"poll\\\":$clock" "$WORK/r.jsonl") deliveries, expected opened and closed"
 
 python3 - "$WORK/r.jsonl" "$p" "$hook" "$(expected_results "$p" | cut -d'|' -f3 | paste -sd,)" <<'PY' || fail "deliveries do not match the SPEC"
 import json, sys
