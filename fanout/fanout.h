@@ -17,6 +17,8 @@
  *                   vote/retract messages, /polls/ID/vote, POST /voters,
  *                   the voted or error answers
  *     sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
+ *     webhooks.c    --webhooks: due deliveries, libcurl multi on our loop, the
+ *                   leader lock, delivery state on a connection of its own
  *   4 writer.c      the ready list, the throttle heap, framing, the writes
  *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
  *   2 snapshots.c   snapshot queries: fair ring, batches, resync
@@ -31,10 +33,12 @@
  *                   voter tokens, token buckets), no fanout.h
  *
  * Callbacks up: f->sub_dirty (polls.c -> writer.c, set by writer_start);
+ * f->on_tally_row (stream.c -> webhooks.c, set by webhooks_start);
  * each struct pgc's on_ready, on_readable, on_down (db.c -> stream.c for
  * the replication connection, -> snapshots.c for the query connection,
  * set by stream_init and snap_init; -> votes.c for the vote connections,
- * with on_fail, set by votes_init); each struct vote's done (votes.c ->
+ * and -> webhooks.c for its own, with on_fail, set by votes_init and
+ * webhooks_start); each struct vote's done (votes.c ->
  * voting.c, set when the vote is made).  lws calls main.c and wsguard.c.
  *
  * Ownership and lifetimes:
@@ -56,7 +60,9 @@
  *                        heap, the sweep list and the snapshots' ring; it is
  *                        idempotent (a detached session is all zero).  While
  *                        attached, each of those points to it.
- *   struct pgc           one libpq connection; db.c opens and closes them.
+ *   struct pgc           one libpq connection; db.c opens and closes them
+ *                        (a layer's own, votes.c's and webhooks.c's, with
+ *                        its on_fail).
  *   struct vote          one vote, retraction or ballot lookup: votes.c's
  *                        from votes_submit() until its done callback has
  *                        run (after the commit, or a refusal); on its
@@ -64,6 +70,10 @@
  *                        session_detach() frees the queued ones and
  *                        unlinks those in a batch (v->s NULL: answered to
  *                        no one).  Never acknowledged before its commit.
+ *   struct webhooks      webhooks.c's, reached as f->wh: its connection, its
+ *                        jobs (one per webhook, poll and event while pending;
+ *                        the database holds what was delivered) and libcurl's
+ *                        handles; dropped whole when its connection fails.
  *   struct timer         one of our timers on the loop (loop.c).
  */
 #ifndef FANOUT_H
@@ -266,7 +276,7 @@ struct pgc {
 	void			(*on_ready) (struct fanout *f);		/* connected */
 	void			(*on_readable) (struct fanout *f);
 	void			(*on_down) (struct fanout *f);		/* both connections closed */
-	/* set: a connection of its own (votes.c), which fails alone, closed by db.c first */
+	/* set: a connection of its own (votes.c, webhooks.c), which fails alone, closed by db.c first */
 	void			(*on_fail) (struct fanout *f, struct pgc *c, const char *why);
 };
 
@@ -425,6 +435,11 @@ struct fanout {
 	struct timer	sweep_timer;
 	lws_dll2_owner_t streams;		/* WebSocket and SSE sessions */
 
+	/* --webhooks (webhooks.c): every poll.tally row of the stream is told to it */
+	bool			webhooks;
+	struct webhooks *wh;
+	void			(*on_tally_row) (struct fanout *f, int64_t poll_id, int status);
+
 	/* writer.c sets it: polls.c tells the writer of a subscription that became dirty */
 	void			(*sub_dirty) (struct session *s, struct subscription *sub);
 
@@ -494,6 +509,7 @@ const char *status_name(enum poll_status s);
 const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
 						int64_t *version);
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
+size_t		render_message(const struct poll *p, enum msg_kind k, char *out, size_t cap);
 size_t		render_pong(char *out, size_t cap, const char *ping_id);
 
 /* 5 voting.c (above sessions.c) */
@@ -549,6 +565,7 @@ void		sub_set_dirty(struct subscription *sub, bool dirty);
 
 /* 0 db.c */
 void		db_init(struct fanout *f);
+void		db_pgc_init(struct fanout *f, struct pgc *c, const char *what);
 void		db_start(struct fanout *f);
 void		db_stop(struct fanout *f);
 bool		db_open(struct fanout *f, struct pgc *c);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fanout.h"
+#include "webhooks.h"
 
 static void usage(FILE *out);
 static void die(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
@@ -40,6 +41,7 @@ usage(FILE *out)
 			"                   [--jwt-secret-file FILE] [--tls-cert FILE --tls-key FILE] [--max-clients N]\n"
 			"                   [--web-root DIR] [--verbose] [--allow-origin ORIGIN]... [--keepalive SECONDS]\n"
 			"                   [--anonymous-votes --voter-secret-file FILE] [--vote-rate N] [--vote-queue N]\n"
+			"                   [--webhooks]\n"
 			"\n"
 			"Pushes committed poll.tally changes, decoded from logical replication, to WebSocket\n"
 			"and Server-Sent Events clients, and takes votes from them.  Defaults: libpq's\n"
@@ -121,6 +123,7 @@ parse_flags(struct fanout *f, int argc, char **argv)
 		{"vote-rate", required_argument, NULL, 'R'},
 		{"vote-queue", required_argument, NULL, 'Q'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"webhooks", no_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -191,6 +194,9 @@ parse_flags(struct fanout *f, int argc, char **argv)
 				break;
 			case 'Q':
 				f->vote_queue = (int) parse_long("--vote-queue", optarg, 1, 10000000);
+				break;
+			case 'W':
+				f->webhooks = true;
 				break;
 			case 'h':
 				usage(stdout);
@@ -491,6 +497,7 @@ main(int argc, char **argv)
 	writer_start(&f);
 	sessions_start(&f);
 	voting_start(&f);
+	webhooks_start(&f);
 	db_start(&f);
 	votes_start(&f);
 
@@ -503,6 +510,7 @@ main(int argc, char **argv)
 	 */
 	f.stopping = true;
 	db_stop(&f);
+	webhooks_stop(&f);
 	timer_stop(&f.db.retry_timer);
 	votes_stop(&f);
 	lws_context_destroy(f.lws);

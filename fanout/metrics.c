@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "fanout.h"
+#include "webhooks.h"
 
 size_t
 metrics_render(struct fanout *f, char *out, size_t cap)
@@ -56,6 +57,7 @@ metrics_render(struct fanout *f, char *out, size_t cap)
 	COUNTER("poll_fanout_stream_rows_total", "poll.tally rows decoded from the stream.",
 			f->m.stream_rows);
 	COUNTER("poll_fanout_snapshots_total", "Snapshot queries answered.", f->m.snapshots);
+	webhooks_metrics(f, &b);
 #undef GAUGE
 #undef COUNTER
 	if (!b.overflow)

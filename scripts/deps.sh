@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	make gcc clang libc6-dev pkg-config procps curl openssl iproute2
 	postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev
-	libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libjwt-dev libssl-dev
+	libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libjwt-dev libssl-dev libcurl4-openssl-dev
 	libipc-run-perl
 	chromium
 	gnuplot-nox

@@ -314,6 +314,12 @@ PIDS+=($!)
 until_ok 10 grep -q '"type":"snapshot"' "$WORK/sse.out" || fail "no snapshot on the SSE stream"
 v "SELECT poll.cast_vote($multi, 'sse1', ARRAY[1, 2])" >/dev/null
 until_ok 10 grep -q '"type":"tally"' "$WORK/sse.out" || fail "no tally on the SSE stream after a vote"
+# --webhooks: a tally for webhook $w (to a closed port): what is due, begun, retried
+if [ -n "${w:-}" ] && grep -q -- --webhooks <<<"$usage"; then
+	v "SELECT poll.cast_vote($single, 'hook1', 3)" >/dev/null
+	twait 15 "SELECT coalesce(max(attempts), 0) > 0 FROM poll.webhook_delivery WHERE webhook_id = $w" ||
+		fail "poll-fanout --webhooks made no attempt for webhook $w"
+fi
 # the HTTP API, where this version of the daemon has it
 api() {	# api METHOD PATH [BODY]: the status, noted unless 2xx
 	local c
