@@ -124,6 +124,7 @@ static long nsent,
 			nerrors,
 			nother_errors;
 static long results[5];			/* cast changed unchanged retracted none */
+static long casts_total;		/* `cast` answers, warm-up included: the ballots made */
 static const char *result_names[5] = {"cast", "changed", "unchanged", "retracted", "none"};
 static char errcodes[MAX_ERRCODES][32];
 static long errcounts[MAX_ERRCODES];
@@ -458,6 +459,8 @@ on_answer(int ci, const char *msg, const char *end, int is_error, int64_t now)
 
 	if (!c->sent_ns)
 		return;					/* not ours: a vote answered twice would show here */
+	if (!is_error && str_field(msg, end, "\"result\"", s, sizeof(s)) && strcmp(s, "cast") == 0)
+		casts_total++;
 	if (in_window)
 	{
 		push_sample(&lat, &nlat, &lat_cap, (now - c->sent_ns) / 1e6);
@@ -1134,7 +1137,7 @@ main(int argc, char **argv)
 		printf("\nerror_codes:");
 		for (i = 0; i < MAX_ERRCODES && errcodes[i][0]; i++)
 			printf(" %s=%ld", errcodes[i], errcounts[i]);
-		printf(" other_errors=%ld\n", nother_errors);
+		printf(" other_errors=%ld\ncasts_total=%ld\n", nother_errors, casts_total);
 		/* an unanswered vote counts as slower than any answered one */
 		printf("voted_p50_ms=%.2f voted_p99_ms=%.2f voted_max_ms=%.2f\n",
 			   pct(lat, nlat + unanswered, 50), (nlat + unanswered) * 0.99 <= nlat ? pct(lat, nlat + unanswered, 99) : -1,

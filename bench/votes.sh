@@ -101,7 +101,7 @@ for r in $(seq 1 "$rounds"); do
 done
 
 # every acknowledged first vote of a voter is one ballot of the throughput poll
-casts=$(cat "$out"/tp.*.txt | sed -n 's/.*\bcast=\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
+casts=$(cat "$out"/tp.*.txt | sed -n 's/^casts_total=\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
 ballots=$(q "SELECT ballots FROM poll.poll_summary WHERE poll_id = $tp_poll")
 
 # ---- latency at a paced 2 000 votes/s ----
