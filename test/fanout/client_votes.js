@@ -15,7 +15,8 @@
  *   - a vote whose answer is lost when the connection drops (a TCP proxy
  *     forwards the vote, swallows the answer, then cuts the connection) is
  *     resent after the reconnect and answered once; two such votes apply in
- *     order; poll.ballots holds the voter's last choice, once.
+ *     order; poll.ballots holds the voter's last choice, once;
+ *   - in the polling fallback votes go to POST/DELETE /polls/ID/vote.
  */
 "use strict";
 const { execFileSync } = require("child_process");
@@ -199,4 +200,21 @@ main(async () => {
   console.log(`ok: two votes unanswered when the connection dropped were resent in order and answered once (${m1.result}, ${m2.result}); poll.ballots holds option 3 once`);
   c.close();
   px.server.close();
+
+  /* 6. without a WebSocket (the polling fallback) votes go over HTTP, with the same outcomes */
+  const h = new PollClient({ base, transport: "polling", fetch: countingFetch, storage });
+  h.subscribe(single);
+  await h.anonymousVoter();
+  await waitMode(h, "polling");
+  const hv = await h.vote(single, 2);
+  assert(hv.type === "voted" && hv.result === "changed" && JSON.stringify(hv.options) === "[2]",
+         "HTTP vote: " + JSON.stringify(hv));
+  assert(ballotsOf(single, voter) === "2", "after the HTTP vote poll.ballots holds " + ballotsOf(single, voter));
+  const he = await rejection(h.vote(closed, 1));
+  assert(he.code === "closed" && he.poll === closed && typeof he.ref === "string", "HTTP refusal: " + he.code);
+  const hr = await h.retract(single);
+  assert(hr.result === "retracted", "HTTP retraction: " + JSON.stringify(hr));
+  assert(ballotsOf(single, voter) === "", "the HTTP retraction left a ballot");
+  h.close();
+  console.log("ok: in the polling fallback, vote(), a refusal and retract() go over HTTP with the same outcomes");
 });
