@@ -295,6 +295,9 @@
         ballots: m.ballots,
         options: m.options.map(function (o) { return { id: o.id, label: o.label, votes: o.votes }; })
       };
+      /* the poll's kind, when the daemon says it: a page offers checkboxes for "multi" */
+      if (m.kind !== undefined) s.kind = m.kind;
+      if (m.max_choices !== undefined) s.max_choices = m.max_choices;
     } else if (!s) {
       return false;        /* a delta before any snapshot: wait for one */
     } else if (m.type === "tally") {
@@ -338,11 +341,14 @@
     var ws;
     try { ws = new this.WebSocket(url); } catch (e) { return this._fallback(); }
     this.ws = ws;
+    var urlToken = this.token;
     ws.onopen = function () {
       self.backoff = 0;
       self.failures = 0;
       self.everOpened = true;
       self._setMode("websocket");
+      /* a token that came while the connection was being opened */
+      if (self.token && self.token !== urlToken) ws.send(JSON.stringify({ type: "auth", token: self.token }));
       for (var id in self.polls) self._sendSubscribe(Number(id));
       /* unanswered votes of the last connection: again, in order */
       self.votes.forEach(function (v) { v.sent = false; });
