@@ -70,6 +70,13 @@ function waitMode(client, mode, ms = 10000) {
   });
 }
 
+/* p, or a failure naming what did not happen within ms */
+function within(p, ms, what) {
+  let t;
+  return Promise.race([p, new Promise((_, reject) => { t = setTimeout(() => reject(new Error(what + " within " + ms + " ms")), ms); })])
+    .finally(() => clearTimeout(t));
+}
+
 async function rejection(p) {
   try { await p; } catch (e) { return e; }
   throw new Error("expected a rejection, got an answer");
@@ -198,7 +205,7 @@ main(async () => {
   await sleep(200);
   assert(Object.keys(answers).every(ref => !ref.startsWith(c.refPrefix)), "an answer got through the proxy");
   await lose();
-  const m0 = await v0;
+  const m0 = await within(v0, 10000, "no answer to the vote after the reconnect");
   assert(m0.result === "unchanged" && JSON.stringify(m0.options) === "[2]", "the resent vote: " + JSON.stringify(m0));
   answeredOnce(m0.ref);
   console.log("ok: a vote recorded but unanswered when the connection dropped is resent and answered once, unchanged");
@@ -211,7 +218,7 @@ main(async () => {
   await sleep(200);
   assert(Object.keys(answers).every(ref => ref === m0.ref || !ref.startsWith(c.refPrefix)), "an answer got through the proxy");
   await lose();
-  const [m1, m2] = await Promise.all([v1, v2]);
+  const [m1, m2] = await within(Promise.all([v1, v2]), 10000, "no answers to the two votes after the reconnect");
   assert(m1.result === "changed" && JSON.stringify(m1.options) === "[1]", "first resent vote: " + JSON.stringify(m1));
   assert(m2.result === "changed" && JSON.stringify(m2.options) === "[3]", "second resent vote: " + JSON.stringify(m2));
   answeredOnce(m1.ref);
