@@ -184,6 +184,17 @@ main(async () => {
   console.log("ok: 71 votes and retractions of one connection answered in order, each as if alone");
   console.log("FINAL_CAROL " + (ballot === null ? "none" : ballot));
 
+  /* clients that go away with votes queued and in flight: the others are still answered */
+  for (let round = 0; round < 3; round++) {
+    const gone = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+      open(wsUrl(cfg.base, token(cfg.secret, { sub: "gone-" + (i % 4), vote: "*" })))));
+    for (const g of gone) {
+      for (let j = 0; j < 40; j++) g.send({ type: "vote", poll: P.single, option: 1 + (j % 2), ref: "g" + j });
+      g.ws.terminate();
+    }
+  }
+  await expectWs(c, { type: "vote", poll: P.single, option: 1 }, "voted", "after clients left with votes on their way");
+
   /* rate_limited: --vote-rate 1 (burst 2) per voter, 10 (burst 20) per address */
   const slow = await open(wsUrl(cfg.rateBase, token(cfg.secret, { sub: "quick", vote: "*" })));
   await expectWs(slow, { type: "vote", poll: P.single, option: 1 }, "voted", "rate: first");
