@@ -101,6 +101,11 @@ for r in $(seq 1 "$rounds"); do
 	if [ $((r % 2)) = 1 ]; then run_ours "$r"; run_baseline "$r"; else run_baseline "$r"; run_ours "$r"; fi
 done
 
+# group commit: votes per committed batch over the throughput rounds (the daemon's histogram)
+batch_mean=$(curl -s "http://127.0.0.1:$srv_port/metrics" |
+	awk '$1 == "poll_fanout_vote_batch_size_sum" {s = $2} $1 == "poll_fanout_vote_batch_size_count" {c = $2}
+		 END {if (c > 0) printf "%.0f (%d batches)", s / c, c; else print "-"}')
+
 # every acknowledged first vote of a voter is one ballot of the throughput poll
 casts=$(cat "$out"/tp.*.txt | sed -n 's/^casts_total=\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
 ballots=$(q "SELECT ballots FROM poll.poll_summary WHERE poll_id = $tp_poll")
@@ -144,7 +149,7 @@ rss_peak=$(for f in "$out"/tp.*.txt "$out/paced.txt"; do val "$f" server_rss_pea
 label="$(fmt "$clients") connections"
 
 echo "| votes through poll-fanout: $label, each its own voter, voting again on each \`voted\` (≤ $conn_rate/s each: the 20 messages/s limit), acknowledged votes/s (median of $rounds × $secs s; errors $errs${errcodes:+ ($errcodes)}, unanswered $unans), vs \`poll.cast_vote\` through pgbench, 16 clients | $(fmt "$ours") votes/s | $(fmt "$base") votes/s | ${ratio}× | ≥ 5× | $(met "$ratio" 5 '>=') |" >&3
-echo "| votes: vote → \`voted\` p50 / p99 in the throughput runs | $(ms "$tp_p50") / $(ms "$tp_p99") | | | context | |" >&3
+echo "| votes: vote → \`voted\` p50 / p99 in the throughput runs; votes per committed batch (mean $batch_mean) | $(ms "$tp_p50") / $(ms "$tp_p99") | | | context | |" >&3
 echo "| votes: vote → \`voted\` p50 at a paced $(fmt "$rate") votes/s ($(fmt "$achieved") acknowledged/s), $label, all subscribed | $(ms "$p50") | | | ≤ 5 ms | $(met "$p50" 5 '<=') |" >&3
 echo "| votes: vote → \`voted\` p99, same run | $(ms "$p99") | | | ≤ 25 ms | $(met "$p99" 25 '<=') |" >&3
 echo "| votes: vote → pushed tally seen by another subscriber p99 (p50 $(ms "$push50"); $(val "$out/paced.txt" probes) probes × $(fmt $((clients - 1))) subscribers, $(val "$out/paced.txt" push_missing) not seen within 1 s) | $(ms "$push99") | | | ≤ 100 ms | $(met "$push99" 100 '<=') |" >&3
