@@ -9,7 +9,7 @@
  *     moves the same voter's ballot: one ballot, now Green;
  *   - from the keyboard alone: Tab to "Retract my vote", Enter: retracted;
  *   - in a poll that allows no change, voting for another option shows a
- *     readable refusal.
+ *     readable refusal; once the poll closes, its buttons are disabled.
  * Screenshots go to OUTDIR.
  */
 "use strict";
@@ -143,6 +143,14 @@ async function main() {
     await expectMine(page, 1, [1, 2], "after the refusal");
     await page.screenshot({ path: path.join(outdir, "vote-refused.png"), fullPage: true });
     console.log("ok: a refused change says so: " + await page.locator("#notice").textContent());
+
+    /* 5. a poll closed under the open page: no more vote buttons to press */
+    sql(`SELECT poll.close_poll(${fixed})`);
+    await page.locator("#status").filter({ hasText: "closed" }).waitFor({ timeout: 10000 });
+    await waitFor("the vote buttons stay enabled in a closed poll", async () =>
+      !(await page.getByRole("button", { name: "Vote for No" }).isEnabled()) &&
+      !(await page.getByRole("button", { name: "Vote for Yes" }).isEnabled()));
+    console.log("ok: when the poll closes, its vote buttons are disabled");
     if (errors.length) throw new Error("page errors: " + errors.join("; "));
   } finally {
     await context.close();
