@@ -314,6 +314,7 @@ struct vote_conn {
 	bool			retried;
 	bool			failed;			/* an error result came */
 	char			sqlstate[6];
+	char			error[200];		/* its message, for the log */
 	PGresult	   *res;			/* the rows of the batch */
 	int64_t			sent_us;
 	int64_t			retry_at_us;	/* VC_DOWN: when to reconnect */

@@ -342,6 +342,7 @@ send_batch(struct fanout *f, struct vote_conn *vc)
 
 	vc->failed = false;
 	vc->sqlstate[0] = '\0';
+	vc->error[0] = '\0';
 	if (vc->res)
 		PQclear(vc->res);
 	vc->res = NULL;
@@ -608,8 +609,8 @@ finish_batch(struct fanout *f, struct vote_conn *vc)
 			return;
 		}
 		if (log_allowed())
-			logmsg("votes: a batch of %d failed (%s)%s", vc->batch_n,
-				   vc->sqlstate[0] ? vc->sqlstate : "no result",
+			logmsg("votes: a batch of %d failed (%s: %s)%s", vc->batch_n,
+				   vc->sqlstate[0] ? vc->sqlstate : "no result", vc->error,
 				   retry ? "; sending it again" : "; its votes are answered unavailable");
 		if (retry)
 		{
@@ -716,15 +717,11 @@ conn_readable(struct fanout *f)
 
 				vc->failed = true;
 				snprintf(vc->sqlstate, sizeof(vc->sqlstate), "%s", st ? st : "");
-				if (vc->state == VC_SETUP || !vc->lookup)
-				{
-					char		why[300];
-
-					snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));
-					why[strcspn(why, "\n")] = '\0';
-					if (vc->state == VC_SETUP || log_allowed())
-						logmsg("votes: %s", why);
-				}
+				snprintf(vc->error, sizeof(vc->error), "%s",
+						 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) ?
+						 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "");
+				if (vc->state == VC_SETUP)
+					logmsg("votes: the vote connection's set-up: %s", vc->error);
 			}
 			PQclear(r);
 		}

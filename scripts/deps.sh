@@ -10,6 +10,7 @@ packages=(
 	libipc-run-perl
 	chromium
 	gnuplot-nox
+	haproxy
 	# make deb, and test/integration/debian_packages.sh (lintian, systemd-analyze, the META.json schema)
 	debhelper postgresql-server-dev-all dpkg-dev lintian systemd adduser python3-jsonschema
 )

@@ -218,6 +218,14 @@ main(async () => {
   assert(limited >= 3 && limited <= 13, `30 voters from one address at once: ${limited} limited (burst 20)`);
   console.log(`ok: 30 voters of one address: ${limited} rate_limited`);
 
+  /* votes count towards the connection's 20 messages a second (burst 80) */
+  const flood = await open(wsUrl(cfg.base, token(cfg.secret, { sub: "flood", vote: "*" })));
+  for (let i = 0; i < 100; i++) flood.send({ type: "vote", poll: P.single, option: 1 + (i % 2), ref: "f" + i });
+  m = await flood.until(x => x.type === "error" && x.code === "rate_limited", 10000);
+  assert(!("ref" in m) && /messages per second/.test(m.message), "the message rate: " + JSON.stringify(m));
+  assert(await flood.closed === 1008, "closed with 1008 after the message rate");
+  console.log("ok: 100 votes at once run the connection's message rate dry: rate_limited, then a close");
+
   /* unavailable: a daemon whose Postgres is away */
   const dead = await open(wsUrl(cfg.deadBase, all));
   const t0 = Date.now();
