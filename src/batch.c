@@ -555,7 +555,7 @@ poll_cast_vote_batch(PG_FUNCTION_ARGS)
 	if (n == 0)
 		PG_RETURN_VOID();
 
-	poll_vote_begin(&s);
+	poll_vote_begin(&s, "poll.cast_vote_batch()");
 	elements = palloc0(n * sizeof(Element));
 	order = palloc(n * sizeof(Element *));
 
