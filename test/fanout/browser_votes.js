@@ -14,9 +14,8 @@
  */
 "use strict";
 const { execFileSync } = require("child_process");
-const fs = require("fs");
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium");
 
 const [base, pollArg, fixedArg, outdir] = process.argv.slice(2);
 const poll = Number(pollArg), fixed = Number(fixedArg);
@@ -69,14 +68,7 @@ async function openPage(context, p, errors) {
 }
 
 async function main() {
-  const userDataDir = fs.mkdtempSync(path.join(outdir, "chromium-profile-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 390, height: 844 },
-  });
+  const { context, close } = await launch(outdir);
   const errors = [];
   try {
     /* 1. a click votes; the count moves; the choice is marked */
@@ -153,8 +145,7 @@ async function main() {
     console.log("ok: when the poll closes, its vote buttons are disabled");
     if (errors.length) throw new Error("page errors: " + errors.join("; "));
   } finally {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
 }
 
