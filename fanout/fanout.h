@@ -302,7 +302,7 @@ struct vote {
 	char			ref[REF_MAX + 1];
 };
 
-enum vote_conn_state { VC_DOWN, VC_CONNECTING, VC_SETUP, VC_IDLE, VC_BUSY };
+enum vote_conn_state { VC_DOWN, VC_CONNECTING, VC_SETUP, VC_IDLE, VC_BUSY, VC_RETRY };
 
 /* one vote connection: at most one batch (one transaction) in flight */
 struct vote_conn {
@@ -317,7 +317,7 @@ struct vote_conn {
 	char			error[200];		/* its message, for the log */
 	PGresult	   *res;			/* the rows of the batch */
 	int64_t			sent_us;
-	int64_t			retry_at_us;	/* VC_DOWN: when to reconnect */
+	int64_t			retry_at_us;	/* VC_DOWN: when to reconnect; VC_RETRY: to send again */
 	int				backoff_ms;
 };
 

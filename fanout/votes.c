@@ -37,6 +37,7 @@
 #define BACKOFF_MAX_MS		2000	/* votes are refused while it is down: retry soon */
 #define CONNECT_TIMEOUT_US	(10 * 1000 * 1000)
 #define BATCH_WATCHDOG_US	(30 * 1000 * 1000)	/* > the statement_timeout below */
+#define RETRY_DELAY_US		(100 * 1000)	/* before a batch a deadlock aborted goes again */
 #define INT8ARRAYOID		1016
 #define TEXTARRAYOID		1009
 #define INT8OID				20
@@ -614,8 +615,15 @@ finish_batch(struct fanout *f, struct vote_conn *vc)
 				   retry ? "; sending it again" : "; its votes are answered unavailable");
 		if (retry)
 		{
+			/*
+			 * A moment later: the transaction the deadlock let through
+			 * must get the lock it waited for before the batch asks again,
+			 * or the two meet once more.
+			 */
 			vc->retried = true;
-			(void) send_batch(f, vc);	/* else conn_lost() answered the batch */
+			vc->state = VC_RETRY;
+			vc->retry_at_us = now_us() + RETRY_DELAY_US;
+			arm_timer(f);
 			return;
 		}
 		refuse_batch(f, vc, "unavailable", "the vote could not be recorded; try again");
@@ -677,7 +685,7 @@ conn_readable(struct fanout *f)
 		PGconn	   *conn = vc->pgc.conn;
 
 		if (!conn || vc->pgc.connecting || (vc->state != VC_BUSY && vc->state != VC_SETUP &&
-											vc->state != VC_IDLE))
+											vc->state != VC_IDLE && vc->state != VC_RETRY))
 			continue;
 		if (!PQconsumeInput(conn))
 		{
@@ -771,7 +779,7 @@ conn_lost(struct fanout *f, struct vote_conn *vc, const char *why)
 	struct votes *vs = &f->votes;
 	char		reason[300];
 
-	bool		was_up = vc->state == VC_IDLE || vc->state == VC_BUSY;
+	bool		was_up = vc->state == VC_IDLE || vc->state == VC_BUSY || vc->state == VC_RETRY;
 
 	snprintf(reason, sizeof(reason), "%s", why && *why ? why : "connection lost");
 	reason[strcspn(reason, "\n")] = '\0';
@@ -828,7 +836,7 @@ arm_timer(struct fanout *f)
 		struct vote_conn *vc = &f->votes.conns[c];
 		int64_t		d = 0;
 
-		if (vc->state == VC_DOWN)
+		if (vc->state == VC_DOWN || vc->state == VC_RETRY)
 			d = vc->retry_at_us;
 		else if (vc->state == VC_BUSY)
 			d = vc->sent_us + BATCH_WATCHDOG_US;
@@ -852,6 +860,8 @@ timer_cb(struct fanout *f)
 
 		if (vc->state == VC_DOWN && vc->retry_at_us <= now)
 			conn_open(f, vc);
+		else if (vc->state == VC_RETRY && vc->retry_at_us <= now)
+			(void) send_batch(f, vc);	/* else conn_lost() answered the batch */
 		else if (vc->state == VC_BUSY && vc->sent_us + BATCH_WATCHDOG_US <= now)
 			conn_lost(f, vc, "no answer to a batch for 30 s");
 		else if ((vc->state == VC_CONNECTING || vc->state == VC_SETUP) &&

@@ -15,7 +15,7 @@ printf 'deadlock-%s\n' "$(date +%s%N)" >"$WORK/secret"
 start_daemon --anonymous-votes --voter-secret-file "$WORK/secret" --vote-rate 1000
 wait_healthy
 wait_votes_ready
-psql -X -q -v ON_ERROR_STOP=1 >"$WORK/session.out" 2>&1 <<SQL &
+PGAPPNAME=fanout_votes_deadlock psql -X -q -v ON_ERROR_STOP=1 >"$WORK/session.out" 2>&1 <<SQL &
 BEGIN;
 SELECT FROM poll.ballot WHERE poll_id = $poll AND voter = 'dl-b' FOR UPDATE;
 SAVEPOINT s;
@@ -28,7 +28,12 @@ COMMIT;
 SQL
 session=$!
 PIDS+=($session)
-sleep 0.5
+# the session holds its rows (it sleeps in its savepoint) before the votes go
+for _ in $(seq 1 100); do
+	[ "$(psql_q -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fanout_votes_deadlock'
+	                AND query LIKE 'SELECT pg_sleep(2)%'")" = 1 ] && break
+	sleep 0.05
+done
 node "$FANOUT_TESTS/votes_deadlock.js" "$(BASE)" "$(cat "$WORK/secret")" "$poll" || fail "votes after a deadlock"
 wait "$session" || { cat "$WORK/session.out"; fail "the locking session failed (it, not the batch, was chosen?)"; }
 grep -q 'votes: a batch of 2 failed (40P01: deadlock detected); sending it again' "$DAEMON_LOG" || fail "no batch was retried after a deadlock"
