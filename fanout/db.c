@@ -21,7 +21,8 @@
 #define SAFE_SEARCH_PATH	"-c search_path=pg_catalog,pg_temp"
 
 static const char *conn_options(struct fanout *f, char *buf, size_t cap);
-static PGconn *connect_start(struct fanout *f, bool replication);
+static PGconn *connect_start(struct fanout *f, struct pgc *c);
+static void pgc_failed(struct pgc *c);
 static void pgc_watch(struct pgc *c, int events);
 
 static void pgc_io(struct ev_loop *loop, ev_io *w, int revents);
@@ -61,8 +62,9 @@ conn_options(struct fanout *f, char *buf, size_t cap)
  * only the blocking calls honour).
  */
 static PGconn *
-connect_start(struct fanout *f, bool replication)
+connect_start(struct fanout *f, struct pgc *c)
 {
+	bool		replication = c->replication;
 	const char *keys[8];
 	const char *vals[8];
 	char		options[1024];
@@ -90,7 +92,10 @@ connect_start(struct fanout *f, bool replication)
 	conn = PQconnectStartParams(keys, vals, 1);
 	if (!conn || PQstatus(conn) == CONNECTION_BAD || PQsetnonblocking(conn, 1) != 0)
 	{
-		db_fail(f, replication ? "replication connection" : "query connection", conn);
+		if (c->on_event)
+			logmsg("postgres: %s: %s", c->what, conn ? PQerrorMessage(conn) : "out of memory");
+		else
+			db_fail(f, replication ? "replication connection" : "query connection", conn);
 		PQfinish(conn);
 		return NULL;
 	}
@@ -145,6 +150,15 @@ pgc_io(struct ev_loop *loop, ev_io *w, int revents)
 	struct fanout *f = c->f;
 
 	(void) loop;
+	if (c->on_event && !c->connecting)
+	{
+		/* a connection of its own (the API's): its owner handles everything */
+		if ((revents & EV_WRITE) && db_flush(c) < 0)
+			pgc_failed(c);
+		else if (revents & EV_READ)
+			c->on_event(c, PGC_READABLE);
+		return;
+	}
 	if (c->connecting)
 	{
 		switch (PQconnectPoll(c->conn))
@@ -158,12 +172,17 @@ pgc_io(struct ev_loop *loop, ev_io *w, int revents)
 			case PGRES_POLLING_OK:
 				c->connecting = false;
 				pgc_watch(c, EV_READ);
+				if (c->on_event)
+				{
+					c->on_event(c, PGC_READY);
+					return;
+				}
 				if (!f->db.repl.connecting && !f->db.query.connecting)
 					timer_stop(&f->db.connect_timer);
 				c->on_ready(f);
 				return;
 			default:
-				db_fail(f, c->what, c->conn);
+				pgc_failed(c);
 				return;
 		}
 	}
@@ -176,19 +195,59 @@ pgc_io(struct ev_loop *loop, ev_io *w, int revents)
 		c->on_readable(f);
 }
 
-/* starts connecting c; its on_ready runs once it is up, db_fail() if it cannot be */
+/*
+ * A failure of c: both of the daemon's connections are dropped and
+ * retried; a connection of its own (on_event set) only tells its owner,
+ * which closes it.
+ */
+static void
+pgc_failed(struct pgc *c)
+{
+	if (c->on_event)
+	{
+		logmsg("postgres: %s: %s", c->what, PQerrorMessage(c->conn));
+		c->on_event(c, PGC_FAILED);
+	}
+	else
+		db_fail(c->f, c->what, c->conn);
+}
+
+/*
+ * Starts connecting c; its on_ready runs once it is up, db_fail() if it
+ * cannot be.  A connection of its own (on_event set, c->f set by its owner)
+ * gets PGC_READY or PGC_FAILED instead, and no connect timeout of ours.
+ */
 bool
 db_open(struct fanout *f, struct pgc *c)
 {
 	c->fd = -1;
 	c->events = 0;
-	c->conn = connect_start(f, c->replication);
+	if (c->on_event)
+	{
+		c->f = f;
+		ev_init(&c->io, pgc_io);
+	}
+	c->conn = connect_start(f, c);
 	if (!c->conn)
 		return false;
 	c->connecting = true;
 	pgc_watch(c, EV_WRITE);
-	timer_start(&f->db.connect_timer, CONNECT_TIMEOUT_US);
+	if (!c->on_event)
+		timer_start(&f->db.connect_timer, CONNECT_TIMEOUT_US);
 	return true;
+}
+
+/* a connection of its own stops or resumes reading (flow control: csv.c) */
+void
+db_pause(struct pgc *c, bool paused)
+{
+	if (paused)
+		ev_io_stop(c->f->loop, &c->io);
+	else if (c->conn)
+	{
+		c->events = 0;			/* forces pgc_watch to start it again */
+		pgc_watch(c, EV_READ);
+	}
 }
 
 static void

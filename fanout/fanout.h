@@ -147,7 +147,11 @@ struct subscription {
 	int64_t			last_sent_us;
 };
 
-enum session_kind { SESS_NONE, SESS_WS, SESS_SSE, SESS_HTTP_SNAPSHOT, SESS_HTTP_STATIC };
+enum session_kind { SESS_NONE, SESS_WS, SESS_SSE, SESS_HTTP_SNAPSHOT, SESS_HTTP_STATIC,
+	SESS_API, SESS_CSV };
+
+struct apireq;
+struct csv_export;
 
 struct outmsg {
 	struct outmsg  *next;
@@ -198,6 +202,16 @@ struct session {
 	size_t			body_len, body_sent;
 	char		   *dyn_body;		/* owned body (json) */
 	char			errbody[320];	/* error bodies need no allocation */
+
+	/* the HTTP API (api.c, queries.c, csv.c) */
+	int64_t			if_none_match;	/* GET /polls/ID: the version the client has, 0: none, -1: * */
+	int64_t			etag;			/* the response's ETag (a version), 0: none */
+	int				api_route;		/* a POST waiting for its body (api.c) */
+	int64_t			api_poll;
+	char		   *reqbody;		/* that body, at most MAX_BODY bytes */
+	size_t			reqbody_len;
+	struct apireq  *req;			/* its query, queued or running (queries.c) */
+	struct csv_export *csv;			/* GET /polls/ID/ballots.csv (csv.c) */
 };
 
 struct heap_ent {
@@ -219,6 +233,8 @@ struct metrics {
 
 enum repl_state { REPL_DOWN, REPL_SLOT, REPL_STARTING, REPL_STREAMING, REPL_STOPPING };
 
+enum pgc_event { PGC_READY, PGC_READABLE, PGC_FAILED };
+
 /* one libpq connection, its socket watched on our loop (db.c) */
 struct pgc {
 	PGconn		   *conn;
@@ -233,6 +249,23 @@ struct pgc {
 	void			(*on_ready) (struct fanout *f);		/* connected */
 	void			(*on_readable) (struct fanout *f);
 	void			(*on_down) (struct fanout *f);		/* both connections closed */
+	/*
+	 * A connection of its own (the API's queries, a CSV export), outside
+	 * the pair above: every event goes to on_event, a failure too (the
+	 * owner closes it); the daemon's two connections are not touched.
+	 */
+	void			(*on_event) (struct pgc *c, enum pgc_event ev);
+	void		   *owner;
+};
+
+/* queries.c: the API's queries, one at a time on a connection of their own */
+struct apiq {
+	struct pgc		c;
+	struct apireq  *head, *tail;	/* waiting; head runs when running is set */
+	bool			running;
+	bool			up;
+	int				n_queued;
+	PGresult	   *res;			/* the running query's outcome so far */
 };
 
 /* db.c: the connections (what runs on them is stream.c's and snapshots.c's) */
@@ -321,6 +354,9 @@ struct fanout {
 	int				snap_n;
 	int64_t			snap_ids[64];
 	int64_t			stream_polled_us;	/* last read of the replication stream */
+
+	struct apiq		api;			/* queries.c */
+	int				n_exports;		/* csv.c: exports streaming now */
 };
 
 /* writer.c and sessions.c: WebSocket and SSE sessions past their headers are on the sweep list */
@@ -335,6 +371,12 @@ session_swept(const struct session *s)
 /* 6 http.c */
 int			http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 						  struct session *s, void *in, size_t len);
+
+/* 6 api.c: routed from http.c */
+int			api_request(struct fanout *f, struct lws *wsi, struct session *s, const char *path,
+						bool post);
+int			api_body_complete(struct fanout *f, struct session *s);
+bool		api_wants_body(const struct session *s);
 
 /* 6 ws.c */
 int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
@@ -372,6 +414,12 @@ int			session_write_updates(struct session *s);
 void		heap_remove(struct fanout *f, struct session *s);
 void		kill_soon(struct fanout *f, struct lws *wsi, enum pending_timeout reason);
 
+/* 4 csv.c: the ballots export, written as the client's socket takes it */
+bool		csv_start(struct fanout *f, struct session *s, int64_t poll_id);
+int			csv_state(struct session *s);
+int			csv_write(struct session *s);
+void		csv_forget_session(struct session *s);
+
 /* 3 messages.c */
 const char *status_name(enum poll_status s);
 const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
@@ -385,6 +433,37 @@ void		snap_stop(struct fanout *f);
 void		snap_want(struct fanout *f, struct session *s);
 void		snap_forget_session(struct fanout *f, struct session *s);
 bool		snap_healthy(const struct fanout *f);
+
+/* 2 queries.c: the API's queries on a connection of their own */
+struct apireq {
+	struct apireq  *next;
+	struct session *s;				/* NULL once the client went away */
+	/* the query to run: params copied; simple: a multi-statement text */
+	char		   *sql;
+	bool			simple;
+	int				n_params;
+	char		   *params[8];
+	char			param_names[8][16];	/* the fields the params came from, for errors */
+	/*
+	 * Called with the query's outcome (the last result, or the first error;
+	 * NULL: the connection failed): sets status and body, or a next query
+	 * (sql, params) and returns 1 to run it.  Set by the layer above.
+	 */
+	int				(*on_result) (struct apireq *r, PGresult *res);
+	int				status;
+	char		   *body;
+	size_t			body_len;
+	bool			done;
+	int64_t			poll;
+	int				step;
+	char			width[16];
+};
+struct apireq *q_new(const char *sql, int n_params, const char *const *params);
+void		q_set(struct apireq *r, const char *sql, int n_params, const char *const *params);
+void		q_submit(struct fanout *f, struct session *s, struct apireq *r);
+void		q_forget_session(struct session *s);
+void		q_free(struct apireq *r);
+void		q_stop(struct fanout *f);
 
 /* 2 stream.c */
 void		stream_init(struct fanout *f);
@@ -415,6 +494,7 @@ void		db_stop(struct fanout *f);
 bool		db_open(struct fanout *f, struct pgc *c);
 void		db_close(struct pgc *c);
 int			db_flush(struct pgc *c);
+void		db_pause(struct pgc *c, bool paused);
 void		db_fail(struct fanout *f, const char *what, PGconn *conn);
 void		db_connected(struct fanout *f);
 bool		db_query_ready(const struct fanout *f);

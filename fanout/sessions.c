@@ -74,6 +74,9 @@ session_detach(struct session *s)
 	lws_dll2_remove(&s->ready_node);
 	lws_dll2_remove(&s->stream_node);
 	snap_forget_session(f, s);
+	q_forget_session(s);
+	csv_forget_session(s);
+	free(s->reqbody);
 	while (s->n_subs > 0)
 		sub_remove(f, s->subs[0]);
 	free(s->subs);
