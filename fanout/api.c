@@ -495,12 +495,14 @@ static const struct
 static int
 series(struct fanout *f, struct lws *wsi, struct session *s, int64_t id)
 {
-	char		width[16], since[64], until[64], idbuf[24];
+	char		wbuf[32], since[96], until[96], idbuf[24];
 	const char *w = "1 minute";
+	const char *width;
 	const char *params[5];
 	struct apireq *r;
 
-	if (lws_get_urlarg_by_name(wsi, "width=", width, sizeof(width)))
+	/* lws_get_urlarg_by_name() returns the value, past "name=" in the buffer */
+	if ((width = lws_get_urlarg_by_name(wsi, "width=", wbuf, sizeof(wbuf))) != NULL)
 	{
 		w = NULL;
 		for (size_t i = 0; i < sizeof(widths) / sizeof(widths[0]); i++)
