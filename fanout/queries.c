@@ -180,14 +180,15 @@ q_finish(struct fanout *f, struct apireq *r, PGresult *res)
 		q->tail = NULL;
 	q->n_queued--;
 	if (!r->s)
-	{
 		q_free(r);
-		return;
+	else
+	{
+		if (!r->done)
+			q_error(r, 503, "unavailable", "postgres is away");
+		r->done = true;
+		wake(r);
 	}
-	if (!r->done)
-		q_error(r, 503, "unavailable", "postgres is away");
-	r->done = true;
-	wake(r);
+	q_next(f);					/* the next in line (none while the connection is down) */
 }
 
 /*
