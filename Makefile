@@ -5,7 +5,7 @@
 #   make test       every suite, from scratch  make bench     benchmarks -> bench/RESULTS.md
 
 MODULE_big = poll
-OBJS = src/poll.o src/cache.o src/segment.o src/vote.o src/launcher.o src/worker.o
+OBJS = src/poll.o src/cache.o src/segment.o src/vote.o src/batch.o src/launcher.o src/worker.o
 EXTENSION = poll
 DATA = poll--1.0.sql poll--1.1.sql poll--1.0--1.1.sql
 PGFILEDESC = "poll - live polls inside PostgreSQL"

@@ -91,6 +91,16 @@ $$;
 COMMENT ON FUNCTION poll.ballot_of(bigint, text) IS
 	'The options of the voter''s live ballot, ascending; NULL when the voter has none.';
 
+-- One call, many votes, each with its own outcome: poll-fanout's group
+-- commit (src/batch.c).  Element i is (poll_ids[i], voters[i], ballots[i],
+-- segments[i]); a NULL ballot retracts.
+CREATE FUNCTION poll.cast_vote_batch(poll_ids bigint[], voters text[], ballots text[],
+	segments text[] DEFAULT NULL)
+RETURNS TABLE(ord int, result text, options int[], sqlstate text, message text)
+LANGUAGE c VOLATILE ROWS 100 AS 'MODULE_PATHNAME', 'poll_cast_vote_batch';
+COMMENT ON FUNCTION poll.cast_vote_batch(bigint[], text[], text[], text[]) IS
+	'Votes and retractions (ballot NULL), at most 10000, each applied as cast_vote(bigint, text, text, text) or retract_vote would apply it alone: one row per element, in order, with its result (cast, changed, unchanged, retracted, none) and the voter''s ballot after it, or the SQLSTATE and message of its error; one bad element never fails the others.';
+
 -- only_poll: fold that poll alone (NULL: all); skip_polls: leave these
 -- polls' changes pending (the worker's quarantine, see src/worker.c).
 CREATE OR REPLACE FUNCTION poll._fold(only_poll bigint, skip_polls bigint[]) RETURNS bigint
@@ -288,6 +298,10 @@ GRANT EXECUTE ON FUNCTION
 	poll._status(timestamptz, timestamptz, timestamptz, timestamptz),
 	poll._worker_status(),
 	poll._segment_floor() TO poll_admin;
+
+-- cast_vote_batch: voters and admins, as the other vote functions
+REVOKE ALL ON FUNCTION poll.cast_vote_batch(bigint[], text[], text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION poll.cast_vote_batch(bigint[], text[], text[], text[]) TO poll_voter, poll_admin;
 
 -- the launcher and the worker look now, not at their next one-second look
 SELECT poll._worker_wake();

@@ -64,6 +64,7 @@
 #include "auth.h"
 #include "pgoutput.h"
 #include "protocol.h"
+#include "ratelimit.h"
 
 #define MAX_OPTIONS			64
 #define MAX_SUBSCRIPTIONS	64
@@ -77,6 +78,11 @@
 #define OUTQ_MAX			128		/* pongs and errors waiting for a write; > RATE_BURST */
 #define SCRATCH_SIZE		(256 * 1024)
 #define RX_BUFFER_SIZE		1024	/* lws per-connection rx buffer; bigger frames come in pieces */
+
+#define VOTE_CONNS			2		/* vote connections, one batch in flight on each */
+#define VOTE_BATCH_MAX		1000	/* votes in one transaction */
+#define VOTE_QUEUE_MAX		20000	/* votes waiting for a batch; beyond: unavailable */
+#define BALLOT_TEXT_MAX		(BALLOT_MAX * 3 + 3)
 
 enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
 enum poll_status { STATUS_SCHEDULED, STATUS_OPEN, STATUS_CLOSED };
@@ -191,6 +197,17 @@ struct session {
 	double			tokens;			/* rate limit bucket */
 	int64_t			tokens_at_us;
 
+	/* votes (votes.c, voting.c) */
+	lws_dll2_owner_t votes;			/* its votes on their way to Postgres */
+	struct vote_conn *vote_conn;	/* the one connection whose batch holds some of them */
+	unsigned		vote_pass;		/* votes.c: a vote of it was passed over in this pass */
+	char		   *vote_body;		/* HTTP: the request body so far (MAX_BODY) */
+	size_t			vote_body_len;
+	bool			vote_answered;	/* HTTP: the answer is in errbody/dyn_body */
+	int64_t			vote_poll;		/* HTTP: the poll of the vote the body brings */
+	int				retry_after;	/* HTTP 429: seconds, for Retry-After */
+	char			peer[64];		/* the client's address, as the rate limit keys it */
+
 	/* HTTP responses */
 	ev_io			drain;			/* SSE: drops what the client sends (http.c) */
 	ev_io			unchoke;		/* the socket took no more: waits for it, rx paused (http.c) */
@@ -249,10 +266,12 @@ struct pgc {
 	void			(*on_ready) (struct fanout *f);		/* connected */
 	void			(*on_readable) (struct fanout *f);
 	void			(*on_down) (struct fanout *f);		/* both connections closed */
+	/* set: a connection of its own (votes.c), which fails alone, closed by db.c first */
+	void			(*on_fail) (struct fanout *f, struct pgc *c, const char *why);
 	/*
-	 * A connection of its own (the API's queries, a CSV export), outside
-	 * the pair above: every event goes to on_event, a failure too (the
-	 * owner closes it); the daemon's two connections are not touched.
+	 * One of its own with several instances (the API's queries, each CSV
+	 * export): its owner, and its events (ready, readable) with the pgc
+	 * (its failures come through on_fail).
 	 */
 	void			(*on_event) (struct pgc *c, enum pgc_event ev);
 	void		   *owner;
@@ -266,6 +285,77 @@ struct apiq {
 	bool			up;
 	int				n_queued;
 	PGresult	   *res;			/* the running query's outcome so far */
+};
+
+/*
+ * votes.c: one vote, retraction or ballot lookup on its way to Postgres.
+ * Owned by votes.c from votes_submit() until its done callback returns;
+ * on its session's list (s->votes) while the session lives (v->s NULL
+ * once it went: the outcome then reaches no one).
+ */
+enum vote_kind { VOTE_CAST, VOTE_RETRACT, VOTE_LOOKUP };
+
+struct vote_outcome {
+	const char	   *code;			/* NULL: done; else the SPEC's error code */
+	const char	   *result;			/* cast, changed, unchanged, retracted, none */
+	const char	   *message;		/* for an error */
+	int				n_options;		/* the voter's ballot after it (or looked up) */
+	int				options[BALLOT_MAX];
+};
+
+struct vote {
+	struct vote	   *next;			/* in the queue, then in its batch */
+	struct lws_dll2	owner_node;		/* on s->votes */
+	struct session *s;
+	void			(*done) (struct fanout *f, struct vote *v, const struct vote_outcome *o);
+	enum vote_kind	kind;
+	bool			in_flight;
+	int64_t			poll;
+	int64_t			received_us;
+	char		   *voter;			/* in the same allocation */
+	char		   *seg;			/* likewise, or NULL */
+	char			ballot[BALLOT_TEXT_MAX];	/* cast: "2" or "{1,3}" */
+	bool			has_ref;
+	char			ref[REF_MAX + 1];
+};
+
+enum vote_conn_state { VC_DOWN, VC_CONNECTING, VC_SETUP, VC_IDLE, VC_BUSY };
+
+/* one vote connection: at most one batch (one transaction) in flight */
+struct vote_conn {
+	struct pgc		pgc;
+	enum vote_conn_state state;
+	struct vote	   *batch, *batch_tail;
+	int				batch_n;
+	bool			lookup;			/* the batch is one ballot lookup */
+	bool			retried;
+	bool			failed;			/* an error result came */
+	char			sqlstate[6];
+	PGresult	   *res;			/* the rows of the batch */
+	int64_t			sent_us;
+	int64_t			retry_at_us;	/* VC_DOWN: when to reconnect */
+	int				backoff_ms;
+};
+
+#define VOTE_CODES			11
+#define VOTE_LAT_BUCKETS	12
+#define VOTE_SIZE_BUCKETS	11
+
+struct votes {
+	struct vote_conn conns[VOTE_CONNS];
+	struct vote	   *q_head, *q_tail;	/* waiting for a batch, in arrival order */
+	int				q_len;
+	unsigned		pass;
+	struct inflight **inflight;		/* voters with votes in a batch, by hash */
+	struct timer	timer;			/* reconnections and the batch watchdog */
+	/* metrics */
+	uint64_t		received, acknowledged;
+	uint64_t		refused[VOTE_CODES];
+	uint64_t		lat_buckets[VOTE_LAT_BUCKETS + 1];
+	double			lat_sum;
+	uint64_t		size_buckets[VOTE_SIZE_BUCKETS + 1];
+	uint64_t		size_sum, batches;
+	int				n_conns_up;
 };
 
 /* db.c: the connections (what runs on them is stream.c's and snapshots.c's) */
@@ -309,6 +399,11 @@ struct fanout {
 	unsigned char	jwt_secret[512];
 	size_t			jwt_secret_len;
 	bool			jwt;
+	bool			anonymous_votes;	/* --anonymous-votes: POST /voters */
+	unsigned char	voter_secret[512];	/* --voter-secret-file */
+	size_t			voter_secret_len;
+	int				vote_rate;		/* --vote-rate: per voter per second, 0: no limit */
+	struct keys		keys;			/* the secrets tokens are checked with */
 
 	struct ev_loop *loop;			/* ours (main.c); lws runs on it */
 	struct lws_context *lws;
@@ -321,6 +416,9 @@ struct fanout {
 	int				n_subscriptions;
 	struct db		db;
 	struct stream	stream;
+	struct votes	votes;
+	struct ratelimit voter_rate, address_rate, voters_rate;	/* voting.c */
+	struct timer	rate_sweep;
 	struct metrics	m;
 	unsigned char  *scratch;		/* LWS_PRE + SCRATCH_SIZE, for rendering */
 
@@ -398,6 +496,7 @@ void		session_detach(struct session *s);
 void		session_note_close(struct session *s);
 bool		clients_full(struct fanout *f);
 int			session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi);
+int			session_token_from_request(struct fanout *f, struct session *s, struct lws *wsi);
 bool		session_may_see(struct fanout *f, struct session *s, int64_t poll_id);
 void		session_enforce_grant(struct session *s, int64_t now_s);
 struct subscription *session_subscribe(struct session *s, int64_t id, int64_t version);
@@ -426,6 +525,29 @@ const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
 						int64_t *version);
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
 size_t		render_pong(char *out, size_t cap, const char *ping_id);
+
+/* 5 voting.c */
+void		voting_start(struct fanout *f);
+void		voting_stop(struct fanout *f);
+void		voting_ws_message(struct session *s, const struct client_msg *m);
+void		voting_forget_session(struct session *s);
+void		voting_ws_refuse(struct session *s, const struct client_msg *m, const char *code,
+							 const char *why);
+int			voting_http_request(struct fanout *f, struct lws *wsi, struct session *s,
+								const char *path, int64_t id);
+int			voting_http_body(struct session *s, const char *in, size_t len);
+int			voting_http_body_done(struct session *s);
+bool		voting_is_vote_path(const char *path, int64_t *id);
+
+/* 2 votes.c */
+void		votes_init(struct fanout *f);
+void		votes_start(struct fanout *f);
+void		votes_stop(struct fanout *f);
+struct vote *votes_new(int64_t poll, enum vote_kind kind, const char *voter, const char *seg);
+int			votes_submit(struct fanout *f, struct session *s, struct vote *v);
+void		votes_forget_session(struct session *s);
+void		votes_count_refusal(struct fanout *f, const char *code);
+size_t		votes_metrics(struct fanout *f, char *out, size_t cap);
 
 /* 2 snapshots.c */
 void		snap_init(struct fanout *f);
@@ -496,6 +618,8 @@ void		db_close(struct pgc *c);
 int			db_flush(struct pgc *c);
 void		db_pause(struct pgc *c, bool paused);
 void		db_fail(struct fanout *f, const char *what, PGconn *conn);
+void		db_reason(PGconn *conn, char *reason, size_t cap);
+void		db_pgc_init(struct fanout *f, struct pgc *c, const char *what);
 void		db_connected(struct fanout *f);
 bool		db_query_ready(const struct fanout *f);
 int			db_query_send(struct fanout *f, const char *sql, int n_params,

@@ -1,7 +1,8 @@
 /*
  * metrics.c — the Prometheus text exposition of /metrics: clients,
  * subscriptions, messages and bytes sent, coalesced updates, replication
- * state and lag, reconnects, rejected inputs.
+ * state and lag, reconnects, rejected inputs; the votes' counters and
+ * histograms (votes.c renders them).
  */
 #include <stdio.h>
 
@@ -57,5 +58,7 @@ metrics_render(struct fanout *f, char *out, size_t cap)
 	COUNTER("poll_fanout_snapshots_total", "Snapshot queries answered.", f->m.snapshots);
 #undef GAUGE
 #undef COUNTER
+	if (!b.overflow)
+		b.len += votes_metrics(f, b.p + b.len, b.cap - b.len);
 	return b.overflow ? b.len : b.len;
 }

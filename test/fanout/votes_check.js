@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+/*
+ * votes_check.js LOAD_OUT BALLOTS — BALLOTS holds "voter|option" lines of
+ * poll.ballots.  Every voter's ballot must be the one of its last
+ * acknowledged vote, or of a vote sent after it (whose answer was lost or
+ * refused, but which may have committed): never an earlier state, never
+ * missing when a vote was acknowledged.
+ */
+"use strict";
+const fs = require("fs");
+const load = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const ballots = {};
+for (const line of fs.readFileSync(process.argv[3], "utf8").split("\n").filter(Boolean)) {
+  const [voter, opt] = line.split("|");
+  ballots[voter] = Number(opt);
+}
+const opt = k => 1 + (k % load.nopt);
+let bad = 0, checked = 0;
+for (const [voter, st] of Object.entries(load.voters)) {
+  const allowed = new Set(st.after.map(opt));
+  if (st.lastAcked >= 0) allowed.add(opt(st.lastAcked));
+  const got = ballots[voter];
+  if (got === undefined ? st.lastAcked >= 0 : !allowed.has(got)) {
+    bad++;
+    if (bad <= 10) console.error(`${voter}: ballot ${got}, last acknowledged vote ${st.lastAcked} (option ` +
+                                 `${st.lastAcked >= 0 ? opt(st.lastAcked) : "-"}), sent after it: ${st.after.join(",")}`);
+  }
+  checked++;
+}
+if (bad) { console.error(`${bad} of ${checked} voters lost an acknowledged vote or went back`); process.exit(1); }
+console.error(`ok: ${checked} voters hold their last acknowledged ballot or a later one`);
