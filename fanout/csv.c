@@ -55,6 +55,18 @@ static const char *const copy_sql =
 " TO STDOUT WITH (FORMAT csv, HEADER true)";
 
 static void csv_event(struct pgc *c, enum pgc_event ev);
+static void fail(struct csv_export *x, int status);
+
+/* db.c closed the connection */
+static void
+csv_failed(struct fanout *f, struct pgc *c, const char *why)
+{
+	struct csv_export *x = c->owner;
+
+	(void) f;
+	logmsg("postgres: CSV export of poll %lld: %s", (long long) x->poll, why);
+	fail(x, 503);
+}
 
 static void
 wake(struct csv_export *x)
@@ -81,9 +93,10 @@ csv_start(struct fanout *f, struct session *s, int64_t poll_id)
 		return false;
 	x->s = s;
 	x->poll = poll_id;
+	db_pgc_init(f, &x->c, "CSV export connection");
 	x->c.on_event = csv_event;
+	x->c.on_fail = csv_failed;
 	x->c.owner = x;
-	x->c.what = "CSV export connection";
 	s->csv = x;
 	f->n_exports++;
 	if (!db_open(f, &x->c))

@@ -13,8 +13,10 @@
  *
  * Attributes of the div: data-poll (the id), data-token (a token that may
  * read and vote; without it, reads are anonymous and votes use an anonymous
- * voter token from POST /voters, kept in localStorage), data-kind="multi"
- * (checkboxes and a submit; the snapshot does not say a poll's kind).
+ * voter token from POST /voters, kept in localStorage: PollClient's
+ * anonymousVoter()), data-kind="multi" (checkboxes and a submit, also taken
+ * from the snapshot's kind when the daemon sends one).  Votes go through
+ * the client's vote(): a WebSocket `vote` message, answered by `voted`.
  *
  * Accessible: one button per option, named by its label, its count as its
  * description, the reader's own choice aria-pressed; keyboard operable
@@ -27,7 +29,6 @@
   var script = document.currentScript;
   var base = (script && script.src ? new URL(script.src, location.href) : location).origin;
   var clients = {};           /* token ("" for none) -> PollClient */
-  var anonPromise = null;
   var mounted = typeof WeakSet === "function" ? new WeakSet() : null;
   var seq = 0;
   var ANNOUNCE_MS = 4000;
@@ -70,30 +71,33 @@
     ".sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }"
   ].join("\n");
 
+  var STORAGE_KEY = "poll-widget-voter:" + base;
+
+  function storage() {
+    try { return window.localStorage; } catch (e) { return null; }   /* blocked: kept for this page only */
+  }
+
+  /* one client per token: the widgets that share it share its connection */
   function clientFor(token) {
     var key = token || "";
-    if (!clients[key]) clients[key] = new PollClient({ base: base, token: token || undefined });
+    if (!clients[key])
+      clients[key] = new PollClient({ base: base, token: token || undefined, storage: token ? null : storage(),
+                                      storageKey: STORAGE_KEY });
     return clients[key];
   }
 
-  /* the anonymous voter token of this browser for this daemon (POST /voters once) */
-  function anonToken() {
-    var key = "poll-widget:voter:" + base;
-    var stored = null;
-    try { stored = window.localStorage.getItem(key); } catch (e) { /* storage blocked */ }
-    if (stored) return Promise.resolve(stored);
-    if (!anonPromise) {
-      anonPromise = fetch(base + "/voters", { method: "POST" }).then(function (r) {
-        return r.json().then(function (m) {
-          if (!r.ok || !m.token) throw new Error(r.status === 404 ? "voting is not enabled here" :
-                                                 (m && m.message) || "no voter token");
-          try { window.localStorage.setItem(key, m.token); } catch (e) { /* kept for this page only */ }
-          return m.token;
-        });
-      });
-      anonPromise.catch(function () { anonPromise = null; });
+  /* the anonymous voter token of this browser for this daemon: kept, or from POST /voters once */
+  function anonToken(client) {
+    if (!client.voterPromise) {
+      client.voterPromise = client.anonymousVoter();
+      client.voterPromise.catch(function () { client.voterPromise = null; });
     }
-    return anonPromise;
+    return client.voterPromise;
+  }
+
+  function keptToken() {
+    var st = storage();
+    try { return st ? st.getItem(STORAGE_KEY) : null; } catch (e) { return null; }
   }
 
   function el(tag, cls, text) {
@@ -135,7 +139,7 @@
     this.box.appendChild(this.title);
     this.box.appendChild(this.status);
     this.box.appendChild(this.list);
-    this.foot && this.box.appendChild(this.foot);
+    this.box.appendChild(this.foot);
     this.box.appendChild(this.live);
     this.root.appendChild(style);
     this.root.appendChild(this.box);
@@ -146,19 +150,17 @@
     this.loadMine();
   }
 
-  Widget.prototype.voteToken = function () {
-    return this.token ? Promise.resolve(this.token) : anonToken();
+  /* the voter's token on the client: the page's, else the anonymous one */
+  Widget.prototype.voter = function () {
+    return this.token ? Promise.resolve(this.token) : anonToken(this.client);
   };
 
-  /* the reader's own ballot: GET /polls/ID/vote (only once a token exists: no token, no vote) */
+  /* the reader's own ballot (only once a voter token exists: without one, no ballot) */
   Widget.prototype.loadMine = function () {
     var self = this;
-    var tok = this.token;
-    if (!tok) try { tok = window.localStorage.getItem("poll-widget:voter:" + base); } catch (e) { tok = null; }
-    if (!tok) return;
-    fetch(base + "/polls/" + this.id + "/vote", { headers: { Authorization: "Bearer " + tok }, cache: "no-store" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (m) { if (m && Array.isArray(m.options)) { self.mine = m.options; self.render(); } },
+    if (!this.token && !keptToken()) return;
+    this.voter().then(function () { return self.client.ballot(self.id); })
+      .then(function (options) { self.mine = options; self.render(); },
             function () { /* not known: nothing marked */ });
   };
 
@@ -293,32 +295,23 @@
     this.msg.className = "msg" + (error ? " err" : "");
   };
 
-  /*
-   * A vote: through the client's WebSocket when it can vote (vote()), else
-   * POST /polls/ID/vote; answered with the options recorded.
-   */
+  /* a vote, through the shared client (its WebSocket, or HTTP in its fallbacks) */
   Widget.prototype.vote = function (options) {
     var self = this;
     if (!this.open() || this.busy) return;
     this.busy = true;
     this.say("Sending your vote…");
     this.render();
-    this.voteToken().then(function (tok) {
-      var body = options.length === 1 && !self.multi ? { option: options[0] } : { options: options };
-      return fetch(base + "/polls/" + self.id + "/vote", {
-        method: "POST",
-        headers: { Authorization: "Bearer " + tok, "Content-Type": "application/json" },
-        body: JSON.stringify(body)
-      }).then(function (r) { return r.json(); });
+    this.voter().then(function () {
+      return self.client.vote(self.id, self.multi ? options : options[0]);
     }).then(function (m) {
-      if (m.type !== "voted") throw new Error(m.message || "the vote was not recorded");
       self.mine = m.options || options;
       self.say(m.result === "unchanged" ? "Your vote is unchanged." : "Thank you, your vote is in.");
       Array.prototype.forEach.call(self.list.querySelectorAll("input"), function (i) {
         i.removeAttribute("data-touched");
       });
     }).catch(function (e) {
-      self.say("Your vote could not be recorded: " + e.message, true);
+      self.say("Your vote could not be recorded: " + (e && e.message || e), true);
     }).then(function () {
       self.busy = false;
       self.render();

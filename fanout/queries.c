@@ -21,6 +21,7 @@
 #define QUEUE_MAX	256			/* more waiting: 503 at once */
 
 static void q_event(struct pgc *c, enum pgc_event ev);
+static void q_failed(struct fanout *f, struct pgc *c, const char *why);
 static void q_next(struct fanout *f);
 static void q_finish(struct fanout *f, struct apireq *r, PGresult *res);
 static void q_down(struct fanout *f);
@@ -112,8 +113,9 @@ q_submit(struct fanout *f, struct session *s, struct apireq *r)
 	q->n_queued++;
 	if (!q->c.conn)
 	{
+		db_pgc_init(f, &q->c, "API connection");
 		q->c.on_event = q_event;
-		q->c.what = "API connection";
+		q->c.on_fail = q_failed;
 		q->c.owner = q;
 		if (!db_open(f, &q->c))
 		{
@@ -256,6 +258,14 @@ q_event(struct pgc *c, enum pgc_event ev)
 			q->res = res;
 		}
 	}
+}
+
+/* db.c closed the connection (its reason is logged here) */
+static void
+q_failed(struct fanout *f, struct pgc *c, const char *why)
+{
+	logmsg("postgres: %s: %s", c->what, why);
+	q_down(f);
 }
 
 /* at exit */
