@@ -182,7 +182,7 @@ sql_error(struct apireq *r, PGresult *res, const char *const *fields)
 		set_error(r, 400, "bad_request", buf);
 		return;
 	}
-	logmsg("postgres: API query failed: %s", PQresultErrorMessage(res));
+	logmsg("postgres: API query failed: %s %s", state, msg);
 	set_error(r, 503, "unavailable", "the query failed (see the daemon's log)");
 }
 
@@ -322,9 +322,11 @@ create_poll(struct fanout *f, struct session *s)
 			snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), "%s%s => $%d::%s",
 					 n > 1 ? ", " : "", key, n, cast);
 	}
-	json_decref(body);
-	if (!why[0] && n == 0)
+	if (!why[0] && !json_object_get(body, "title"))
 		snprintf(why, sizeof(why), "title: required");
+	if (!why[0] && !json_object_get(body, "options"))
+		snprintf(why, sizeof(why), "options: required");
+	json_decref(body);
 	if (why[0])
 	{
 		for (int i = 0; i < n; i++)
