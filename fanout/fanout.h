@@ -9,13 +9,16 @@
  *   7 main.c        flags, the lws context, routing of lws callbacks, the
  *                   loop's start, flush hook, signals and stop
  *   6 http.c        HTTP routing (snapshots, SSE, health, metrics, CORS)
+ *     api.c         the HTTP API: create, close, series, segments, ballots.csv
  *     ws.c          the WebSocket protocol: handshake, client messages, limits
  *     wsguard.c     RFC 6455 frame checks on client bytes (recv/SSL_read)
  *     metrics.c     the Prometheus text (reads every layer's counters)
  *   5 sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
  *   4 writer.c      the ready list, the throttle heap, framing, the writes
+ *     csv.c         a ballots export: its connection, COPY, flow-controlled writes
  *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
  *   2 snapshots.c   snapshot queries: fair ring, batches, resync
+ *     queries.c     the API's queries, in order, on a connection of their own
  *     stream.c      the replication stream: slot, decoder, status, shutdown
  *   1 polls.c       the poll cache, subscriptions, the negative cache
  *   0 db.c          the two libpq connections: non-blocking connect, backoff
@@ -26,7 +29,9 @@
  * Callbacks up: f->sub_dirty (polls.c -> writer.c, set by writer_start);
  * each struct pgc's on_ready, on_readable, on_down (db.c -> stream.c for
  * the replication connection, -> snapshots.c for the query connection,
- * set by stream_init and snap_init).  lws calls main.c and wsguard.c.
+ * set by stream_init and snap_init); a connection of its own's on_fail and
+ * on_event (db.c -> queries.c, csv.c); a request's on_result (queries.c ->
+ * api.c, set with each query).  lws calls main.c and wsguard.c.
  *
  * Ownership and lifetimes:
  *   struct fanout        owns everything; one per process, reached from any
@@ -48,6 +53,12 @@
  *                        idempotent (a detached session is all zero).  While
  *                        attached, each of those points to it.
  *   struct pgc           one libpq connection; db.c opens and closes both.
+ *   struct apireq        one API query and its answer: queries.c's from
+ *                        q_submit until the session takes the answer (http.c,
+ *                        q_free); a session that goes first only cuts it loose
+ *                        (q_forget_session), and queries.c frees it later.
+ *   struct csv_export    one ballots export, with its connection: csv.c's,
+ *                        freed with its session (csv_forget_session).
  *   struct timer         one of our timers on the loop (loop.c).
  */
 #ifndef FANOUT_H
