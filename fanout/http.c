@@ -275,6 +275,29 @@ parse_poll_path(const char *path, int64_t *id, bool *events)
 	return 0;
 }
 
+/*
+ * GET /polls/ID of a loaded poll: its snapshot with ETag "<version>", or
+ * 304 with no body when the client's If-None-Match names that version.
+ * Rendered in the scratch buffer, then copied into a body of its size.
+ */
+static int
+answer_snapshot(struct fanout *f, struct session *s, const struct poll *p)
+{
+	size_t		n;
+	char	   *body;
+
+	s->kind = SESS_HTTP_STATIC;
+	s->etag = p->version;
+	if (s->if_none_match == -1 || (s->if_none_match > 0 && s->if_none_match == p->version))
+		return start_response(s, 304, NULL, "", 0, NULL);
+	n = render_snapshot_json(p, (char *) f->scratch, SCRATCH_SIZE);
+	body = malloc(n ? n : 1);
+	if (!body)
+		return -1;
+	memcpy(body, f->scratch, n);
+	return start_response(s, 200, "application/json", body, n, body);
+}
+
 /* GET /polls/ID and /polls/ID/events: wait, as a subscription, for the poll */
 static int
 serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id, bool events)
@@ -295,6 +318,12 @@ serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id, boo
 		return respond_error(s, 503, "bad_request", "too many clients", id);
 	}
 	p = poll_find(f, id);
+	if (!events && p && p->state == POLL_READY && p->have_row)
+	{
+		/* cached (someone follows it): the answer is at hand, no subscription needed */
+		s->if_none_match = if_none_match(wsi);
+		return answer_snapshot(f, s, p);
+	}
 	if ((!p || p->state == POLL_LOADING) && !stream_connected(f))
 		return respond_error(s, 503, "bad_request", "postgres is away", id);
 	if (events)
@@ -658,24 +687,11 @@ http_writeable(struct fanout *f, struct session *s)
 		}
 		if (s->kind == SESS_HTTP_SNAPSHOT)
 		{
-			char	   *body;
-			size_t		n;
+			/* answered from p, then let go of it (the last subscription frees it) */
+			int			rc = answer_snapshot(f, s, p);
 
-			s->etag = p->version;
-			if (s->if_none_match == -1 || (s->if_none_match > 0 && s->if_none_match == p->version))
-			{
-				/* the client has this version: no body moves */
-				sub_remove(f, sub);
-				s->kind = SESS_HTTP_STATIC;
-				return start_response(s, 304, NULL, "", 0, NULL);
-			}
-			body = malloc(SCRATCH_SIZE);
-			n = body ? render_snapshot_json(p, body, SCRATCH_SIZE) : 0;
 			sub_remove(f, sub);
-			s->kind = SESS_HTTP_STATIC;
-			if (!body)
-				return -1;
-			return start_response(s, 200, "application/json", body, n, body);
+			return rc;
 		}
 		if (write_headers(s, 200, "text/event-stream", (size_t) -1) < 0)
 			return -1;

@@ -10,6 +10,7 @@ packages=(
 	libipc-run-perl
 	chromium
 	gnuplot-nox
+	wrk
 )
 # Node.js runs the browser test's driver; keep a node that is already there.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
