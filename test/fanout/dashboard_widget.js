@@ -14,10 +14,13 @@
  * anon: voter appears in poll.ballots, the bar moves, the choice is
  * marked); Tab and Enter vote without a mouse; a vote through SQL moves the
  * bars within two seconds; axe-core finds no serious or critical violation.
+ * With DAEMON_PID and DAEMON_ARGV: the daemon restarts under an open
+ * dashboard, which shows the connection down and its numbers dimmed, then
+ * reloads what it missed (counts, the chart, a new segment).
  * Screenshots at phone and desktop widths go to OUTDIR.
  */
 "use strict";
-const { execFileSync } = require("child_process");
+const { execFileSync, spawn } = require("child_process");
 const fs = require("fs");
 const http = require("http");
 const path = require("path");
@@ -26,6 +29,7 @@ const { chromium } = require("playwright-core");
 const [base, pollArg, multiArg, outdir] = process.argv.slice(2);
 const poll = Number(pollArg), multi = Number(multiArg);
 const AXE = require.resolve("axe-core/axe.min.js");
+let restarted = null;     /* a daemon this script started: stopped on exit */
 
 function sql(q) {
   return execFileSync("psql", ["-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-c", q]).toString().trim();
@@ -220,6 +224,42 @@ async function widget(context, host) {
   await page.close();
 }
 
+/* the daemon stops under an open dashboard; votes meanwhile; it comes back */
+async function restart(context) {
+  const page = await context.newPage();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${base}/dashboard?poll=${poll}`);
+  await page.locator("#conn").filter({ hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.locator("#chart canvas").waitFor({ timeout: 10000 });
+  const before = votes(poll, 3);
+  process.kill(Number(process.env.DAEMON_PID), "SIGTERM");
+  await page.locator("#conn").filter({ hasText: "reconnecting" }).waitFor({ timeout: 10000 });
+  check((await page.locator("#app").getAttribute("class")) === "stale",
+        "with the connection down the dashboard says so and dims its numbers");
+  await page.screenshot({ path: path.join(outdir, "dashboard-390-disconnected.png"), fullPage: true });
+  sql(`SELECT poll.cast_vote(${poll}, 'while-daemon-down', 3, 'late-segment')`);
+  sql(`SELECT poll.cast_vote(${poll}, 'while-daemon-down-' || i, 3, 'late-segment') FROM generate_series(1, 4) i`);
+  sql("SELECT poll.fold()");
+  const argv = JSON.parse(process.env.DAEMON_ARGV);
+  const log = fs.openSync(path.join(outdir, "daemon.restarted.log"), "a");
+  restarted = spawn(argv[0], argv.slice(1), { stdio: ["ignore", log, log] });
+  await until("after the daemon's restart the counts include the votes cast meanwhile", async () => {
+    const shown = await page.locator(`#options [data-option="3"] .votes`).textContent();
+    return shown === String(before + 5) || shown;
+  }, 15000);
+  await until("the chart was reloaded: its last bucket ends at the new count", async () => {
+    const cum = await page.evaluate(() => {
+      const s = window.pollDashboard && window.pollDashboard.series;
+      return s ? s.cum[s.cum.length - 1][2] : null;
+    });
+    return cum === before + 5 || cum;
+  }, 5000);
+  await until("the segments were reloaded (a segment first seen while the daemon was down)", async () =>
+    (await page.locator("#segments").textContent()).includes("late-segment"), 5000);
+  check((await page.locator("#app").getAttribute("class")) === "", "live again: the numbers are no longer dimmed");
+  await page.close();
+}
+
 async function main() {
   const userDataDir = fs.mkdtempSync(path.join(outdir, "chromium-profile-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -233,7 +273,9 @@ async function main() {
   try {
     await dashboard(context);
     await widget(context, host);
+    if (process.env.DAEMON_PID && process.env.DAEMON_ARGV) await restart(context);
   } finally {
+    if (restarted) restarted.kill("SIGTERM");
     host.close();
     await context.close();
   }
