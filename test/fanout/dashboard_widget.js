@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /*
- * dashboard_widget.js BASE POLL MULTI OUTDIR — headless Chromium (Debian's)
- * checks the dashboard and the embeddable widget against a running daemon
- * (with --anonymous-votes), POLL a single-choice poll, MULTI a multi-choice one.
+ * dashboard_widget.js BASE POLL MULTI SCHEDULED OUTDIR — headless Chromium
+ * (Debian's) checks the dashboard and the embeddable widget against a
+ * running daemon (with --anonymous-votes), POLL a single-choice poll, MULTI
+ * a multi-choice one, SCHEDULED one that opens later.
  *
  * The dashboard: shows the poll's counts, a chart, the segments; follows a
  * vote cast through SQL within two seconds (counts and the chart's current
@@ -26,8 +27,8 @@ const http = require("http");
 const path = require("path");
 const { chromium } = require("playwright-core");
 
-const [base, pollArg, multiArg, outdir] = process.argv.slice(2);
-const poll = Number(pollArg), multi = Number(multiArg);
+const [base, pollArg, multiArg, schedArg, outdir] = process.argv.slice(2);
+const poll = Number(pollArg), multi = Number(multiArg), scheduled = Number(schedArg);
 const AXE = require.resolve("axe-core/axe.min.js");
 let restarted = null;     /* a daemon this script started: stopped on exit */
 
@@ -72,6 +73,7 @@ function hostPage() {
 <div id="w1" data-poll="${poll}" class="themed"></div>
 <p>Text between them.</p>
 <div id="w2" data-poll="${multi}" data-kind="multi"></div>
+<div id="w3" data-poll="${scheduled}"></div>
 <script src="${base}/poll-widget.js" async></script></main></body></html>`;
   const server = http.createServer((req, res) => {
     res.writeHead(req.url === "/" ? 200 : 404, { "content-type": "text/html; charset=utf-8" });
@@ -145,7 +147,13 @@ async function widget(context, host) {
   await page.locator("#w2 .q").filter({ hasText: "Widget multi" }).waitFor({ timeout: 10000 });
   check(await page.evaluate(() => !!document.getElementById("w1").shadowRoot),
         "the widget renders into a shadow root");
-  check(sockets.length === 1, `two widgets share one WebSocket (${sockets.length}: ${sockets.join(", ")})`);
+  check(sockets.length === 1, `three widgets share one WebSocket (${sockets.length}: ${sockets.join(", ")})`);
+
+  /* a scheduled poll says so, and takes no vote */
+  const w3 = page.locator("#w3");
+  await w3.locator(".st").filter({ hasText: "not open yet" }).waitFor({ timeout: 5000 });
+  check((await w3.locator("li button").first().getAttribute("aria-disabled")) === "true",
+        "a scheduled poll's widget says it is not open yet and its buttons are disabled");
 
   /* the theme: custom properties set by the page reach into the shadow root */
   const theme = await page.evaluate(() => {
@@ -209,6 +217,13 @@ async function widget(context, host) {
   await until("the multi widget casts one ballot of two options", async () =>
     sql(`SELECT pg_catalog.string_agg(option_id::text, ',' ORDER BY option_id) FROM poll.ballots
          WHERE poll_id = ${multi} AND voter LIKE 'anon:%'`) === "1,3");
+
+  /* closed: the widget says so within two seconds and takes no more votes */
+  sql(`SELECT poll.close_poll(${multi})`);
+  await until("closing the poll through SQL shows it closed in the widget", async () =>
+    (await w2.locator(".st").textContent()).includes("closed") &&
+    (await w2.locator("button.submit").isDisabled()) &&
+    (await w2.locator('li[data-option="2"] input').isDisabled()));
 
   await page.waitForTimeout(400);
   await page.screenshot({ path: path.join(outdir, "widget-390.png"), fullPage: true });

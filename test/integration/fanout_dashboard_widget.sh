@@ -15,6 +15,7 @@ need_node
 
 poll=$(new_poll 'Widget test: best colour' Red Blue Green)
 multi=$(psql_q -c "SELECT poll.create_poll('Widget multi: toppings', ARRAY['Cheese', 'Ham', 'Olives'], 'multi')")
+later=$(psql_q -c "SELECT poll.create_poll('Widget later: opens tomorrow', ARRAY['Yes', 'No'], opens_at => now() + interval '1 day')")
 psql_q -c "SELECT poll.cast_vote($poll, 'early-' || i, 1 + i % 3, CASE WHEN i % 2 = 0 THEN 'eu' END)
 	FROM generate_series(1, 9) i" >/dev/null
 psql_q -c "SELECT poll.fold()" >/dev/null
@@ -24,7 +25,7 @@ wait_healthy
 # dashboard_widget.js restarts the daemon once (same port), and stops the one it started
 argv=$(node -e 'console.log(JSON.stringify(process.argv.slice(1)))' "$FANOUT" --listen "127.0.0.1:$DAEMON_PORT" \
 	--anonymous-votes --voter-secret-file "$WORK/voter.secret")
-DAEMON_PID=$DAEMON_PID DAEMON_ARGV=$argv timeout 180 node "$FANOUT_TESTS/dashboard_widget.js" "$(BASE)" "$poll" "$multi" "$WORK" ||
+DAEMON_PID=$DAEMON_PID DAEMON_ARGV=$argv timeout 180 node "$FANOUT_TESTS/dashboard_widget.js" "$(BASE)" "$poll" "$multi" "$later" "$WORK" ||
 	fail "browser checks"
 for f in dashboard-390 dashboard-1280 widget-390 widget-1280; do
 	[ -s "$WORK/$f.png" ] || fail "no screenshot $f.png"
