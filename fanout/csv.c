@@ -32,7 +32,8 @@ struct csv_export {
 	int64_t			poll;
 	int				step;		/* 0 connecting, 1 the poll's existence, 2 the COPY */
 	bool			copying;	/* PGRES_COPY_OUT: rows come */
-	bool			eof;		/* the last row was read and the COPY succeeded */
+	bool			copy_ended;	/* the last row was read: the COPY's result comes */
+	bool			eof;		/* and it said the COPY succeeded */
 	bool			final_sent;
 	int				status;		/* an answer instead of the CSV: 404, 503 */
 };
@@ -242,7 +243,7 @@ csv_write(struct session *s)
 		return -1;
 	if (x->final_sent)
 		return 1;
-	while (len + 2 < CHUNK && (r = PQgetCopyData(x->c.conn, &row, 1)) > 0)
+	while (!x->copy_ended && len + 2 < CHUNK && (r = PQgetCopyData(x->c.conn, &row, 1)) > 0)
 	{
 		/* one row per message; its line end becomes CRLF (RFC 4180) */
 		size_t		n = (size_t) r;
@@ -269,24 +270,32 @@ csv_write(struct session *s)
 		return -1;
 	}
 	if (r == -1)
+		x->copy_ended = true;
+	if (x->copy_ended)
 	{
-		/* the COPY is over: did it succeed? */
+		/*
+		 * The COPY is over: did it succeed?  Its result is read only once
+		 * it is all in (PQgetResult would wait for the rest).
+		 */
 		PGresult   *res;
-		bool		ok = true;
 
-		while ((res = PQgetResult(x->c.conn)) != NULL)
+		while (!x->eof && !PQisBusy(x->c.conn))
 		{
+			if ((res = PQgetResult(x->c.conn)) == NULL)
+			{
+				x->eof = true;
+				break;
+			}
 			if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			{
 				logmsg("postgres: CSV export of poll %lld: %s", (long long) x->poll,
 					   PQresultErrorMessage(res));
-				ok = false;
+				PQclear(res);
+				return -1;
 			}
 			PQclear(res);
 		}
-		if (!ok)
-			return -1;
-		x->eof = true;
+		r = 0;
 	}
 	if (len > 16)
 	{
@@ -321,7 +330,7 @@ csv_write(struct session *s)
 		return 1;
 	}
 	if (r == 0 && len == 16)
-		db_pause(&x->c, false);	/* nothing buffered: wait for Postgres */
+		db_pause(&x->c, false);	/* nothing buffered (or the result not all in): wait for Postgres */
 	else
 		lws_callback_on_writable(s->wsi);	/* more, as soon as the socket takes it */
 	return 0;
