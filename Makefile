@@ -24,6 +24,12 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# a VPATH build (pg_buildext's build-15/ for make deb) writes the objects
+# under src/ there, which must exist
+ifdef VPATH
+$(shell mkdir -p src)
+endif
+
 # every object reads the shared declarations: a change of src/poll.h (the
 # layout of the shared state, say) must rebuild them all
 $(OBJS): src/poll.h
@@ -47,3 +53,9 @@ test: deps
 
 bench: deps
 	@QUICK=$(QUICK) bench/run.sh
+
+# Debian packages (debian/, pg_buildext): postgresql-15-poll and poll-fanout
+# in build/deb/
+.PHONY: deb
+deb:
+	@scripts/build_deb.sh

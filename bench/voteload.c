@@ -48,6 +48,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +77,7 @@ struct conn
 	uint8_t		state;
 	uint8_t		subscribed;		/* got its snapshot */
 	uint8_t		failed;
+	uint8_t		counted;		/* the vote in flight was sent in the measured window */
 	int32_t		nvotes;			/* votes sent */
 	int64_t		started_ns;
 	int64_t		sent_ns;		/* the vote in flight, 0 when none */
@@ -352,6 +354,7 @@ send_vote(int ci, int option, int64_t now)
 	n = snprintf(msg, sizeof(msg), "{\"type\":\"vote\",\"poll\":%ld,\"option\":%d,\"ref\":\"%d-%d\"}",
 				 poll_id, option, ci, c->nvotes);
 	c->sent_ns = now;
+	c->counted = (uint8_t) in_window;
 	if (conn_rate > 0)
 		c->next_ok_ns = now + (int64_t) (1e9 / conn_rate);
 	if (in_window)
@@ -461,7 +464,7 @@ on_answer(int ci, const char *msg, const char *end, int is_error, int64_t now)
 		return;					/* not ours: a vote answered twice would show here */
 	if (!is_error && str_field(msg, end, "\"result\"", s, sizeof(s)) && strcmp(s, "cast") == 0)
 		casts_total++;
-	if (in_window)
+	if (c->counted)
 	{
 		push_sample(&lat, &nlat, &lat_cap, (now - c->sent_ns) / 1e6);
 		if (is_error)
@@ -515,7 +518,7 @@ on_message(int ci, const char *msg, size_t len, int64_t now)
 		v = option1_votes(msg, len);
 		if (v == (nprobes % 2))
 		{
-			if (c->probe_seen == nprobes - 1 && in_window)
+			if (c->probe_seen == nprobes - 1 && conns[0].counted)
 				push_sample(&push_lat, &npush, &push_cap, (now - probe_sent_ns) / 1e6);
 			c->probe_seen = nprobes;
 			probe_seen_by++;
@@ -898,7 +901,7 @@ paced_step(int64_t now, int64_t t0, long *scheduled)
 		 (probe_acked && now - probe_sent_ns >= PROBE_GAP_NS &&
 		  (probe_seen_by >= nsubscribed - 1 || now - probe_sent_ns >= PROBE_WAIT_NS))))
 	{
-		if (nprobes > 0 && in_window)
+		if (nprobes > 0 && conns[0].counted)
 			push_missing += (nsubscribed - 1) - probe_seen_by > 0 ? (nsubscribed - 1) - probe_seen_by : 0;
 		nprobes++;
 		probe_sent_ns = now;
@@ -984,6 +987,8 @@ main(int argc, char **argv)
 				w1,
 				last_rss = 0;
 	long		scheduled = 0;
+	struct rusage ru0,
+				ru1;
 
 	if (argc < 2)
 		usage();
@@ -1089,6 +1094,7 @@ main(int argc, char **argv)
 		loop_once(1);
 	}
 	/* the measured window */
+	getrusage(RUSAGE_SELF, &ru0);
 	in_window = 1;
 	w0 = now_ns();
 	scheduled = 0;
@@ -1116,10 +1122,17 @@ main(int argc, char **argv)
 			for (i = 0; i < nclients && !busy; i++)
 				if (conns[i].state == C_OPEN && conns[i].sent_ns)
 					busy = 1;
+			/* and the last probe, seen by all or 1 s old */
+			if (mode_paced && nprobes > 0 && probe_seen_by < nsubscribed - 1 &&
+				now_ns() - probe_sent_ns < PROBE_WAIT_NS)
+				busy = 1;
 			loop_once(5);
 		}
+		if (mode_paced && nprobes > 0 && conns[0].counted && probe_seen_by < nsubscribed - 1)
+			push_missing += (nsubscribed - 1) - probe_seen_by;
 	}
 	in_window = 0;
+	getrusage(RUSAGE_SELF, &ru1);
 	sample_rss();
 
 	qsort(lat, nlat, sizeof(double), cmp_double);
@@ -1155,6 +1168,10 @@ main(int argc, char **argv)
 				   npush ? push_lat[npush - 1] : -1);
 		}
 		printf("server_rss_peak_kb=%ld server_rss_end_kb=%ld\n", rss_peak_kb, rss_last_kb);
+		printf("client_cpu_pct=%.1f\n",
+			   ((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e6 +
+				(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec)) /
+			   1e4 / ((now_ns() - w0) / 1e9));
 	}
 	for (i = 0; i < nclients; i++)
 		close_conn(i, 0);

@@ -8,30 +8,39 @@
  *
  *   7 main.c        flags, the lws context, routing of lws callbacks, the
  *                   loop's start, flush hook, signals and stop
- *   6 http.c        HTTP routing (snapshots, SSE, health, metrics, CORS)
+ *   6 http.c        HTTP routing (snapshots, SSE, health, metrics, CORS;
+ *                   writes the answers voting.c leaves for /polls/ID/vote)
  *     api.c         the HTTP API: create, close, series, segments, ballots.csv
  *     ws.c          the WebSocket protocol: handshake, client messages, limits
  *     wsguard.c     RFC 6455 frame checks on client bytes (recv/SSL_read)
  *     metrics.c     the Prometheus text (reads every layer's counters)
- *   5 sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
+ *   5 voting.c      votes from clients: who (the token), where, the rates,
+ *                   vote/retract messages, /polls/ID/vote, POST /voters,
+ *                   the voted or error answers
+ *     sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
  *   4 writer.c      the ready list, the throttle heap, framing, the writes
  *     csv.c         a ballots export: its connection, COPY, flow-controlled writes
  *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
  *   2 snapshots.c   snapshot queries: fair ring, batches, resync
  *     queries.c     the API's queries, in order, on a connection of their own
  *     stream.c      the replication stream: slot, decoder, status, shutdown
+ *     votes.c       the bounded vote queue, group commit on the vote
+ *                   connections (poll.cast_vote_batch), each vote's outcome
  *   1 polls.c       the poll cache, subscriptions, the negative cache
- *   0 db.c          the two libpq connections: non-blocking connect, backoff
+ *   0 db.c          the libpq connections: non-blocking connect, backoff
  *     loop.c        time, the log, our timers
- *     protocol.c, pgoutput.c, auth.c: pure (client JSON and the JSON writer,
- *                   the pgoutput decoder, HS256 tokens), no fanout.h
+ *     protocol.c, pgoutput.c, auth.c, ratelimit.c: pure (client JSON and
+ *                   the JSON writer, the pgoutput decoder, HS256 tokens and
+ *                   voter tokens, token buckets), no fanout.h
  *
  * Callbacks up: f->sub_dirty (polls.c -> writer.c, set by writer_start);
  * each struct pgc's on_ready, on_readable, on_down (db.c -> stream.c for
  * the replication connection, -> snapshots.c for the query connection,
- * set by stream_init and snap_init); a connection of its own's on_fail and
- * on_event (db.c -> queries.c, csv.c); a request's on_result (queries.c ->
- * api.c, set with each query).  lws calls main.c and wsguard.c.
+ * set by stream_init and snap_init; -> votes.c for the vote connections,
+ * with on_fail, set by votes_init; -> queries.c and csv.c for the API's own,
+ * with on_fail and on_event); each struct vote's done (votes.c -> voting.c,
+ * set when the vote is made); a request's on_result (queries.c -> api.c,
+ * set with each query).  lws calls main.c and wsguard.c.
  *
  * Ownership and lifetimes:
  *   struct fanout        owns everything; one per process, reached from any
@@ -52,7 +61,14 @@
  *                        heap, the sweep list and the snapshots' ring; it is
  *                        idempotent (a detached session is all zero).  While
  *                        attached, each of those points to it.
- *   struct pgc           one libpq connection; db.c opens and closes both.
+ *   struct pgc           one libpq connection; db.c opens and closes them.
+ *   struct vote          one vote, retraction or ballot lookup: votes.c's
+ *                        from votes_submit() until its done callback has
+ *                        run (after the commit, or a refusal); on its
+ *                        session's list (s->votes) while that lives:
+ *                        session_detach() frees the queued ones and
+ *                        unlinks those in a batch (v->s NULL: answered to
+ *                        no one).  Never acknowledged before its commit.
  *   struct apireq        one API query and its answer: queries.c's from
  *                        q_submit until the session takes the answer (http.c,
  *                        q_free); a session that goes first only cuts it loose
@@ -92,7 +108,7 @@
 
 #define VOTE_CONNS			2		/* vote connections, one batch in flight on each */
 #define VOTE_BATCH_MAX		1000	/* votes in one transaction */
-#define VOTE_QUEUE_MAX		20000	/* votes waiting for a batch; beyond: unavailable */
+#define VOTE_QUEUE_MAX		20000	/* --vote-queue's default: votes waiting for a batch */
 #define BALLOT_TEXT_MAX		(BALLOT_MAX * 3 + 3)
 
 enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
@@ -342,6 +358,7 @@ struct vote_conn {
 	bool			retried;
 	bool			failed;			/* an error result came */
 	char			sqlstate[6];
+	char			error[200];		/* its message, for the log */
 	PGresult	   *res;			/* the rows of the batch */
 	int64_t			sent_us;
 	int64_t			retry_at_us;	/* VC_DOWN: when to reconnect */
@@ -414,6 +431,7 @@ struct fanout {
 	unsigned char	voter_secret[512];	/* --voter-secret-file */
 	size_t			voter_secret_len;
 	int				vote_rate;		/* --vote-rate: per voter per second, 0: no limit */
+	int				vote_queue;		/* --vote-queue: votes waiting for a batch at most */
 	struct keys		keys;			/* the secrets tokens are checked with */
 
 	struct ev_loop *loop;			/* ours (main.c); lws runs on it */
@@ -537,11 +555,10 @@ const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
 size_t		render_pong(char *out, size_t cap, const char *ping_id);
 
-/* 5 voting.c */
+/* 5 voting.c (above sessions.c) */
 void		voting_start(struct fanout *f);
 void		voting_stop(struct fanout *f);
 void		voting_ws_message(struct session *s, const struct client_msg *m);
-void		voting_forget_session(struct session *s);
 void		voting_ws_refuse(struct session *s, const struct client_msg *m, const char *code,
 							 const char *why);
 int			voting_http_request(struct fanout *f, struct lws *wsi, struct session *s,

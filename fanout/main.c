@@ -39,12 +39,13 @@ usage(FILE *out)
 			"usage: poll-fanout [--db CONNINFO] [--listen HOST:PORT] [--publication NAME] [--throttle MS]\n"
 			"                   [--jwt-secret-file FILE] [--tls-cert FILE --tls-key FILE] [--max-clients N]\n"
 			"                   [--web-root DIR] [--verbose] [--allow-origin ORIGIN]... [--keepalive SECONDS]\n"
-			"                   [--anonymous-votes --voter-secret-file FILE] [--vote-rate N]\n"
+			"                   [--anonymous-votes --voter-secret-file FILE] [--vote-rate N] [--vote-queue N]\n"
 			"\n"
 			"Pushes committed poll.tally changes, decoded from logical replication, to WebSocket\n"
 			"and Server-Sent Events clients, and takes votes from them.  Defaults: libpq's\n"
 			"environment, 127.0.0.1:8080, publication poll_feed, throttle 50 ms, keepalive 20 s\n"
-			"(0: none), vote rate 5 a second per voter (burst 10; 0: no limit).\n");
+			"(0: none), vote rate 5 a second per voter (burst 10; 0: no limit), 20000 votes\n"
+			"waiting for a batch at most.\n");
 }
 
 static void
@@ -118,6 +119,7 @@ parse_flags(struct fanout *f, int argc, char **argv)
 		{"anonymous-votes", no_argument, NULL, 'A'},
 		{"voter-secret-file", required_argument, NULL, 'V'},
 		{"vote-rate", required_argument, NULL, 'R'},
+		{"vote-queue", required_argument, NULL, 'Q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
@@ -187,11 +189,14 @@ parse_flags(struct fanout *f, int argc, char **argv)
 			case 'R':
 				f->vote_rate = (int) parse_long("--vote-rate", optarg, 0, 1000000);
 				break;
+			case 'Q':
+				f->vote_queue = (int) parse_long("--vote-queue", optarg, 1, 10000000);
+				break;
 			case 'h':
 				usage(stdout);
 				exit(0);
 			default:
-				if (optopt && strchr("dlptjckmwoKVR", optopt))
+				if (optopt && strchr("dlptjckmwoKVRQ", optopt))
 					fprintf(stderr, "poll-fanout: option %s needs a value\n", argv[optind - 1]);
 				else
 					fprintf(stderr, "poll-fanout: unknown option %s\n", argv[optind - 1]);
@@ -393,6 +398,7 @@ main(int argc, char **argv)
 	f.throttle_ms = 50;
 	f.keepalive_s = 20;
 	f.vote_rate = 5;
+	f.vote_queue = VOTE_QUEUE_MAX;
 	f.db.backoff_ms = 250;
 	parse_flags(&f, argc, argv);
 

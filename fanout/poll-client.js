@@ -36,7 +36,8 @@
  * answered when the connection drops is resent, in order, once the client
  * has reconnected: the daemon applies votes of one connection in order, and
  * the same vote again is `unchanged`, so a resent vote that had in fact been
- * recorded resolves with `unchanged` (or `none` for a retraction).  Without
+ * recorded resolves with `unchanged` (or `none` for a retraction); several
+ * unanswered votes are replayed in order, so the last one sent wins.  Without
  * a WebSocket (the SSE and polling fallbacks) votes go, one at a time, to
  * POST and DELETE /polls/ID/vote, retried after a network failure.
  * close() rejects unanswered votes with code "client_closed".
@@ -46,7 +47,9 @@
  * opts.storageKey ("poll-voter-token"), or asks POST /voters for a new one
  * and keeps it, so that a reader keeps one identity across reloads; it
  * becomes the client's token.  It rejects with code "not_found" when the
- * daemon does not hand out anonymous tokens.
+ * daemon does not hand out anonymous tokens.  The client has one token, for
+ * reads and votes: an anonymous token grants votes only, so on a daemon with
+ * --jwt-secret-file pass an application token that grants both instead.
  */
 (function (global) {
   "use strict";

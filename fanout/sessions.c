@@ -9,7 +9,7 @@
  * expires), and the 1 s sweep over WebSocket and SSE sessions: the 30 s
  * write timeout, token expiry, keepalives.
  *
- * Calls writer.c, snapshots.c, polls.c, auth.c and loop.c.
+ * Calls writer.c, snapshots.c, votes.c, polls.c, auth.c and loop.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +74,8 @@ session_detach(struct session *s)
 	lws_dll2_remove(&s->ready_node);
 	lws_dll2_remove(&s->stream_node);
 	snap_forget_session(f, s);
-	voting_forget_session(s);
+	votes_forget_session(s);	/* its queued votes go, those in a batch answer no one */
+	free(s->vote_body);
 	q_forget_session(s);
 	csv_forget_session(s);
 	free(s->reqbody);

@@ -34,7 +34,7 @@
 
 #define INFLIGHT_BUCKETS	4096
 #define BACKOFF_MIN_MS		250
-#define BACKOFF_MAX_MS		10000
+#define BACKOFF_MAX_MS		2000	/* votes are refused while it is down: retry soon */
 #define CONNECT_TIMEOUT_US	(10 * 1000 * 1000)
 #define BATCH_WATCHDOG_US	(30 * 1000 * 1000)	/* > the statement_timeout below */
 #define INT8ARRAYOID		1016
@@ -60,6 +60,30 @@ struct inflight {
 };
 
 static void conn_open(struct fanout *f, struct vote_conn *vc);
+
+/*
+ * Failures that can repeat with every batch (a function missing, an
+ * unexpected SQLSTATE) are logged at most once a second, with the count
+ * of those left out.
+ */
+static bool
+log_allowed(void)
+{
+	static int64_t last_us;
+	static int	skipped;
+	int64_t		now = now_us();
+
+	if (last_us && now - last_us < 1000000)
+	{
+		skipped++;
+		return false;
+	}
+	if (skipped)
+		logmsg("votes: %d more failures not logged", skipped);
+	skipped = 0;
+	last_us = now;
+	return true;
+}
 static void conn_ready(struct fanout *f);
 static void conn_readable(struct fanout *f);
 static void conn_down(struct fanout *f);
@@ -234,7 +258,7 @@ votes_submit(struct fanout *f, struct session *s, struct vote *v)
 		refuse(f, v, "unavailable", "postgres is away; the vote was not recorded");
 		return -1;
 	}
-	if (vs->q_len >= VOTE_QUEUE_MAX)
+	if (vs->q_len >= f->vote_queue)
 	{
 		refuse(f, v, "unavailable", "too many votes waiting; the vote was not recorded");
 		return -1;
@@ -271,6 +295,7 @@ votes_forget_session(struct session *s)
 		{
 			*pp = v->next;
 			f->votes.q_len--;
+			lws_dll2_remove(&v->owner_node);
 			free(v);
 			continue;
 		}
@@ -317,6 +342,7 @@ send_batch(struct fanout *f, struct vote_conn *vc)
 
 	vc->failed = false;
 	vc->sqlstate[0] = '\0';
+	vc->error[0] = '\0';
 	if (vc->res)
 		PQclear(vc->res);
 	vc->res = NULL;
@@ -582,9 +608,10 @@ finish_batch(struct fanout *f, struct vote_conn *vc)
 			schedule(f);
 			return;
 		}
-		logmsg("votes: a batch of %d failed (%s)%s", vc->batch_n,
-			   vc->sqlstate[0] ? vc->sqlstate : "no result",
-			   retry ? "; sending it again" : "; its votes are answered unavailable");
+		if (log_allowed())
+			logmsg("votes: a batch of %d failed (%s: %s)%s", vc->batch_n,
+				   vc->sqlstate[0] ? vc->sqlstate : "no result", vc->error,
+				   retry ? "; sending it again" : "; its votes are answered unavailable");
 		if (retry)
 		{
 			vc->retried = true;
@@ -626,7 +653,7 @@ finish_batch(struct fanout *f, struct vote_conn *vc)
 
 			o.message = PQgetisnull(res, i, 4) ? "refused" : PQgetvalue(res, i, 4);
 			o.code = code_of(st, o.message);
-			if (strcmp(o.code, "unavailable") == 0)
+			if (strcmp(o.code, "unavailable") == 0 && log_allowed())
 				logmsg("votes: a vote failed with %s: %s", st ? st : "no SQLSTATE", o.message);
 		}
 		else
@@ -690,17 +717,17 @@ conn_readable(struct fanout *f)
 
 				vc->failed = true;
 				snprintf(vc->sqlstate, sizeof(vc->sqlstate), "%s", st ? st : "");
-				if (vc->state == VC_SETUP || !vc->lookup)
-				{
-					char		why[300];
-
-					snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));
-					why[strcspn(why, "\n")] = '\0';
-					logmsg("votes: %s", why);
-				}
+				snprintf(vc->error, sizeof(vc->error), "%s",
+						 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) ?
+						 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "");
+				if (vc->state == VC_SETUP)
+					logmsg("votes: the vote connection's set-up: %s", vc->error);
 			}
 			PQclear(r);
 		}
+		/* the server went away between batches (a shutdown, a terminated backend) */
+		if (vc->pgc.conn && PQstatus(vc->pgc.conn) == CONNECTION_BAD)
+			conn_lost(f, vc, PQerrorMessage(vc->pgc.conn));
 	}
 }
 

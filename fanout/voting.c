@@ -11,8 +11,9 @@
  * HTTP answers are left in the session (s->vote_answered, http_status, the
  * body) for http.c to write: 1 from the voting_http_* calls means "an
  * answer is ready", and an answer that comes later asks lws for a
- * writeable callback, where http.c finds it.  Calls votes.c, writer.c,
- * sessions.c' neighbours below, protocol.c, auth.c, ratelimit.c, loop.c.
+ * writeable callback, where http.c finds it.  Calls sessions.c (the
+ * request's token), writer.c, votes.c, protocol.c, auth.c, ratelimit.c
+ * and loop.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,15 +73,6 @@ voting_stop(struct fanout *f)
 	rl_free(&f->voter_rate);
 	rl_free(&f->address_rate);
 	rl_free(&f->voters_rate);
-}
-
-/* session_detach(): its votes and its request body go */
-void
-voting_forget_session(struct session *s)
-{
-	votes_forget_session(s);
-	free(s->vote_body);
-	s->vote_body = NULL;
 }
 
 /*
@@ -216,7 +208,6 @@ voting_ws_message(struct session *s, const struct client_msg *m)
 		voting_ws_refuse(s, m, "unavailable", "out of memory");
 		return;
 	}
-	(void) f;
 	if (m->type == CMSG_VOTE)
 		ballot_text(&m->ballot, v->ballot, sizeof(v->ballot));
 	v->has_ref = m->has_ref;

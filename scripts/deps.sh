@@ -10,7 +10,10 @@ packages=(
 	libipc-run-perl
 	chromium
 	gnuplot-nox
+	haproxy
 	wrk
+	# make deb, and test/integration/debian_packages.sh (lintian, systemd-analyze, the META.json schema)
+	debhelper postgresql-server-dev-all dpkg-dev lintian systemd adduser python3-jsonschema
 )
 # Node.js runs the browser test's driver; keep a node that is already there.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -29,5 +32,6 @@ fi
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
-# postgresql-15 and its -dev package in one call, so their versions match
-apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+# postgresql-15 and its -dev package in one call, so their versions match;
+# other work on the machine may hold the dpkg lock for a while: wait for it
+apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null

@@ -70,7 +70,9 @@ TRUNCATE batch;
 INSERT INTO batch (poll_id, voter, ballot)
 SELECT :s, 'many' || g, CASE WHEN g % 10 = 0 THEN '4' ELSE (g % 3 + 1)::text END
   FROM generate_series(1, 200) g;
--- (in a transaction that began earlier: ballots take the statement's clock, as cast_vote's)
+-- (in a transaction that began earlier: ballots take the statement's clock, as cast_vote's;
+-- and no subtransaction xid: the bad elements wrote nothing that needed one)
+SELECT pg_current_xact_id() AS xid_before \gset
 BEGIN;
 SELECT pg_sleep(0.01);
 CREATE TEMP TABLE many AS
@@ -83,6 +85,7 @@ SELECT count(*) AS ballots, count(*) FILTER (WHERE voter IN ('many10', 'many200'
 	   count(*) FILTER (WHERE cast_at = (SELECT min(clock) FROM many) AND cast_at > now()) AS at_statement_clock
   FROM poll.ballots WHERE poll_id = :s AND voter LIKE 'many%';
 COMMIT;
+SELECT pg_current_xact_id()::text::bigint - :'xid_before'::text::bigint AS xids_since;
 
 -- one voter's elements apply in array order, whatever the other voters between them
 SELECT * FROM poll.cast_vote_batch(ARRAY[:s, :s, :s, :s, :s, :s, :s]::bigint[],

@@ -320,16 +320,20 @@ apply_elements(Element **group, int k, Ballot *ballot, Relation changes)
 	{
 		Element    *e = group[j];
 		bool		had = ballot->exists;
+		bool		moved;
 
 		e->sqlstate = e->message = NULL;
 		if (e->retract)
 		{
 			e->result = had ? "retracted" : "none";
-			ballot->exists = false;
+			moved = had;
 		}
 		else if (had && ballot->n == e->n &&
 				 memcmp(ballot->options, e->options, e->n * sizeof(int32)) == 0)
+		{
 			e->result = "unchanged";
+			moved = false;
+		}
 		else if (had && !poll->allow_change)
 		{
 			run_check(e, refuse_element_change, NULL, ERRCODE_UNIQUE_VIOLATION);
@@ -338,17 +342,13 @@ apply_elements(Element **group, int k, Ballot *ballot, Relation changes)
 		else
 		{
 			e->result = had ? "changed" : "cast";
-			ballot->exists = true;
+			moved = true;
 		}
 
-		if (had && (!ballot->exists || e->result[0] == 'c'))
-		{
-			if (changes != NULL)
-				poll_write_ballot_changes(changes, e->poll_id, ballot->options, ballot->n,
-										  ballot->segment, ballot->segment_null, -1);
-			moves++;
-		}
-		if (ballot->exists && e->result[0] == 'c')
+		if (moved && had && changes != NULL)
+			poll_write_ballot_changes(changes, e->poll_id, ballot->options, ballot->n,
+									  ballot->segment, ballot->segment_null, -1);
+		if (moved && !e->retract)
 		{
 			ballot->n = e->n;
 			memcpy(ballot->options, e->options, e->n * sizeof(int32));
@@ -357,7 +357,11 @@ apply_elements(Element **group, int k, Ballot *ballot, Relation changes)
 			if (changes != NULL)
 				poll_write_ballot_changes(changes, e->poll_id, ballot->options, ballot->n,
 										  ballot->segment, ballot->segment_null, 1);
-			moves += had ? 0 : 1;
+		}
+		if (moved)
+		{
+			ballot->exists = !e->retract;
+			moves++;
 		}
 		e->nlive = ballot->exists ? ballot->n : 0;
 		e->live = palloc(Max(e->nlive, 1) * sizeof(int32));
@@ -510,6 +514,25 @@ int4_array_datum(const int32 *values, int n)
 	return PointerGetDatum(construct_array(d, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 }
 
+/* The element's row: ord, result, options, sqlstate, message. */
+static void
+put_outcome(ReturnSetInfo *rsinfo, const Element *e)
+{
+	Datum		values[5];
+	bool		nulls[5];
+	bool		failed = (e->sqlstate != NULL);
+
+	values[0] = Int32GetDatum(e->ord);
+	values[1] = failed ? (Datum) 0 : CStringGetTextDatum(e->result);
+	values[2] = failed ? (Datum) 0 : int4_array_datum(e->live, e->nlive);
+	values[3] = failed ? CStringGetTextDatum(e->sqlstate) : (Datum) 0;
+	values[4] = failed ? CStringGetTextDatum(e->message) : (Datum) 0;
+	nulls[0] = false;
+	nulls[1] = nulls[2] = failed;
+	nulls[3] = nulls[4] = !failed;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
 /*
  * poll.cast_vote_batch(poll_ids bigint[], voters text[], ballots text[],
  *                      segments text[] DEFAULT NULL)
@@ -532,11 +555,11 @@ poll_cast_vote_batch(PG_FUNCTION_ARGS)
 	if (n == 0)
 		PG_RETURN_VOID();
 
-	poll_vote_begin(&s);
+	poll_vote_begin(&s, "poll.cast_vote_batch()");
 	elements = palloc0(n * sizeof(Element));
 	order = palloc(n * sizeof(Element *));
 
-	/* step 1 */
+	/* step 1: the checks that need no ballot, in array order */
 	for (int i = 0; i < n; i++)
 	{
 		Element    *e = &elements[i];
@@ -550,19 +573,20 @@ poll_cast_vote_batch(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	/* step 2, in poll order: the polls' rows are locked in that order */
+	/* step 2: new segments, by poll (whose rows are locked in that order), then array order */
 	if (any_segment)
 	{
 		int			kept = 0;
 
 		qsort(order, m, sizeof(Element *), cmp_by_poll);
 		for (int j = 0; j < m; j++)
-			if (order[j]->segment == NULL || run_check(order[j], check_segment, NULL, ERRCODE_PROGRAM_LIMIT_EXCEEDED))
+			if (order[j]->segment == NULL ||
+				run_check(order[j], check_segment, NULL, ERRCODE_PROGRAM_LIMIT_EXCEEDED))
 				order[kept++] = order[j];
 		m = kept;
 	}
 
-	/* step 3, one group per voter and poll, in the order every batch takes */
+	/* step 3: one group per voter and poll, in the order every batch takes */
 	qsort(order, m, sizeof(Element *), cmp_by_voter);
 	for (int start = 0, end; start < m; start = end)
 	{
@@ -573,21 +597,7 @@ poll_cast_vote_batch(PG_FUNCTION_ARGS)
 	}
 
 	for (int i = 0; i < n; i++)
-	{
-		Element    *e = &elements[i];
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
-		bool		failed = (e->sqlstate != NULL);
-
-		values[0] = Int32GetDatum(e->ord);
-		values[1] = failed ? (Datum) 0 : CStringGetTextDatum(e->result);
-		values[2] = failed ? (Datum) 0 : int4_array_datum(e->live, e->nlive);
-		values[3] = failed ? CStringGetTextDatum(e->sqlstate) : (Datum) 0;
-		values[4] = failed ? CStringGetTextDatum(e->message) : (Datum) 0;
-		nulls[1] = nulls[2] = failed;
-		nulls[3] = nulls[4] = !failed;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+		put_outcome(rsinfo, &elements[i]);
 	poll_vote_end(&s);
 	PG_RETURN_VOID();
 }

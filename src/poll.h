@@ -138,7 +138,8 @@ extern void poll_run(PollStatement *st, Datum *args, const char *nulls, int expe
 
 /*
  * vote.c: the pieces of the vote path that batch.c shares.  A vote runs
- * between poll_vote_begin and poll_vote_end: SPI connected, as the owner
+ * between poll_vote_begin (which refuses a read-only transaction) and
+ * poll_vote_end: SPI connected, as the owner
  * of the extension's tables.  The checks raise the errors cast_vote and
  * retract_vote raise (element > 0: "In element n." as detail).
  */
@@ -148,7 +149,7 @@ typedef struct VoteSession
 	int			sec_context;
 } VoteSession;
 
-extern void poll_vote_begin(VoteSession *s);
+extern void poll_vote_begin(VoteSession *s, const char *what);
 extern void poll_vote_end(VoteSession *s);
 extern void poll_check_open(const PollInfo *poll);
 extern void poll_check_text(text *value, const char *what, int max_chars, int element);

@@ -56,6 +56,7 @@
 #include "parser/scansup.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -202,10 +203,15 @@ static const char *cast_ballot(const PollInfo *poll, Datum voter,
 	((element) > 0 ? errdetail("In element %d.", (element)) : 0)
 
 void
-poll_vote_begin(VoteSession *s)
+poll_vote_begin(VoteSession *s, const char *what)
 {
 	Oid			owner;
 
+	/*
+	 * The vote path writes through the table AM, below the executor's
+	 * read-only check: refuse here (25006), which also covers a standby.
+	 */
+	PreventCommandIfReadOnly(what);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	owner = poll_owner();
@@ -580,7 +586,7 @@ cast_vote(FunctionCallInfo fcinfo, int32 *options, int n, bool array_form)
 	if (!segment_null)
 		poll_check_text((text *) DatumGetPointer(segment), "segment", POLL_MAX_SEGMENT, 0);
 
-	poll_vote_begin(&s);
+	poll_vote_begin(&s, "poll.cast_vote()");
 	poll = *poll_info(poll_id);
 	if (array_form && !poll.multi)
 		ereport(ERROR,
@@ -767,7 +773,7 @@ poll_retract_vote(PG_FUNCTION_ARGS)
 	require_args(fcinfo, 2, names);
 	poll_check_text(PG_GETARG_TEXT_PP(1), "voter", POLL_MAX_VOTER, 0);
 
-	poll_vote_begin(&s);
+	poll_vote_begin(&s, "poll.retract_vote()");
 	poll = *poll_info(PG_GETARG_INT64(0));
 	poll_check_open(&poll);
 	if (!poll.allow_change)
@@ -1178,7 +1184,7 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 					 errmsg("segments must be null or as long as voters, not %d and %d", nseg, n)));
 	}
 
-	poll_vote_begin(&s);
+	poll_vote_begin(&s, "poll.cast_votes()");
 	poll = *poll_info(PG_GETARG_INT64(0));
 	if (poll.multi)
 		ereport(ERROR,

@@ -9,14 +9,13 @@
  *     moves the same voter's ballot: one ballot, now Green;
  *   - from the keyboard alone: Tab to "Retract my vote", Enter: retracted;
  *   - in a poll that allows no change, voting for another option shows a
- *     readable refusal.
+ *     readable refusal; once the poll closes, its buttons are disabled.
  * Screenshots go to OUTDIR.
  */
 "use strict";
 const { execFileSync } = require("child_process");
-const fs = require("fs");
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium");
 
 const [base, pollArg, fixedArg, outdir] = process.argv.slice(2);
 const poll = Number(pollArg), fixed = Number(fixedArg);
@@ -56,8 +55,9 @@ async function expectMine(page, mine, options, what) {
   });
 }
 
+/* the anonymous ballots of the poll (the browser's), as "voter:option ..." */
 const ballots = p => sql(`SELECT coalesce(string_agg(voter || ':' || option_id, ' ' ORDER BY voter, option_id), '')
-                          FROM poll.ballots WHERE poll_id = ${p}`);
+                          FROM poll.ballots WHERE poll_id = ${p} AND voter LIKE 'anon:%'`);
 
 async function openPage(context, p, errors) {
   const page = await context.newPage();
@@ -68,14 +68,7 @@ async function openPage(context, p, errors) {
 }
 
 async function main() {
-  const userDataDir = fs.mkdtempSync(path.join(outdir, "chromium-profile-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 390, height: 844 },
-  });
+  const { context, close } = await launch(outdir);
   const errors = [];
   try {
     /* 1. a click votes; the count moves; the choice is marked */
@@ -83,7 +76,7 @@ async function main() {
     const blue = page.getByRole("button", { name: "Vote for Blue" });
     await blue.waitFor({ timeout: 10000 });
     await waitFor("the vote buttons stay disabled", async () => await blue.isEnabled());
-    check(ballots(poll) === "", "the poll has ballots before the test");
+    check(ballots(poll) === "", "the poll has anonymous ballots before the test");
     const before = Number(await votesShown(page, 2));
     await blue.click();
     await expectVotes(page, 2, before + 1, "after the click");
@@ -142,10 +135,17 @@ async function main() {
     await expectMine(page, 1, [1, 2], "after the refusal");
     await page.screenshot({ path: path.join(outdir, "vote-refused.png"), fullPage: true });
     console.log("ok: a refused change says so: " + await page.locator("#notice").textContent());
+
+    /* 5. a poll closed under the open page: no more vote buttons to press */
+    sql(`SELECT poll.close_poll(${fixed})`);
+    await page.locator("#status").filter({ hasText: "closed" }).waitFor({ timeout: 10000 });
+    await waitFor("the vote buttons stay enabled in a closed poll", async () =>
+      !(await page.getByRole("button", { name: "Vote for No" }).isEnabled()) &&
+      !(await page.getByRole("button", { name: "Vote for Yes" }).isEnabled()));
+    console.log("ok: when the poll closes, its vote buttons are disabled");
     if (errors.length) throw new Error("page errors: " + errors.join("; "));
   } finally {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
 }
 

@@ -4,7 +4,8 @@
  * poll.ballots.  Every voter's ballot must be the one of its last
  * acknowledged vote, or of a vote sent after it (whose answer was lost or
  * refused, but which may have committed): never an earlier state, never
- * missing when a vote was acknowledged.
+ * missing when a vote was acknowledged.  Every acknowledged vote of a
+ * caster (a new voter each) must be there.
  */
 "use strict";
 const fs = require("fs");
@@ -27,5 +28,17 @@ for (const [voter, st] of Object.entries(load.voters)) {
   }
   checked++;
 }
-if (bad) { console.error(`${bad} of ${checked} voters lost an acknowledged vote or went back`); process.exit(1); }
-console.error(`ok: ${checked} voters hold their last acknowledged ballot or a later one`);
+let lost = 0, casts = 0;
+for (const [prefix, ks] of Object.entries(load.casts || {}))
+  for (const k of ks) {
+    casts++;
+    if (ballots[prefix + "-" + k] !== opt(k)) {
+      lost++;
+      if (lost <= 10) console.error(`${prefix}-${k}: acknowledged option ${opt(k)}, ballot ${ballots[prefix + "-" + k]}`);
+    }
+  }
+if (bad || lost) {
+  console.error(`${bad} of ${checked} voters lost an acknowledged vote or went back; ${lost} of ${casts} acknowledged new ballots lost`);
+  process.exit(1);
+}
+console.error(`ok: ${checked} voters hold their last acknowledged ballot or a later one; ${casts} acknowledged new ballots all there`);

@@ -184,6 +184,17 @@ main(async () => {
   console.log("ok: 71 votes and retractions of one connection answered in order, each as if alone");
   console.log("FINAL_CAROL " + (ballot === null ? "none" : ballot));
 
+  /* clients that go away with votes queued and in flight: the others are still answered */
+  for (let round = 0; round < 3; round++) {
+    const gone = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+      open(wsUrl(cfg.base, token(cfg.secret, { sub: "gone-" + (i % 4), vote: "*" })))));
+    for (const g of gone) {
+      for (let j = 0; j < 40; j++) g.send({ type: "vote", poll: P.single, option: 1 + (j % 2), ref: "g" + j });
+      g.ws.terminate();
+    }
+  }
+  await expectWs(c, { type: "vote", poll: P.single, option: 1 }, "voted", "after clients left with votes on their way");
+
   /* rate_limited: --vote-rate 1 (burst 2) per voter, 10 (burst 20) per address */
   const slow = await open(wsUrl(cfg.rateBase, token(cfg.secret, { sub: "quick", vote: "*" })));
   await expectWs(slow, { type: "vote", poll: P.single, option: 1 }, "voted", "rate: first");
@@ -206,6 +217,14 @@ main(async () => {
   /* 17 of the address's burst of 20 are left; a slow machine refills some meanwhile */
   assert(limited >= 3 && limited <= 13, `30 voters from one address at once: ${limited} limited (burst 20)`);
   console.log(`ok: 30 voters of one address: ${limited} rate_limited`);
+
+  /* votes count towards the connection's 20 messages a second (burst 80) */
+  const flood = await open(wsUrl(cfg.base, token(cfg.secret, { sub: "flood", vote: "*" })));
+  for (let i = 0; i < 100; i++) flood.send({ type: "vote", poll: P.single, option: 1 + (i % 2), ref: "f" + i });
+  m = await flood.until(x => x.type === "error" && x.code === "rate_limited", 10000);
+  assert(!("ref" in m) && /messages per second/.test(m.message), "the message rate: " + JSON.stringify(m));
+  assert(await flood.closed === 1008, "closed with 1008 after the message rate");
+  console.log("ok: 100 votes at once run the connection's message rate dry: rate_limited, then a close");
 
   /* unavailable: a daemon whose Postgres is away */
   const dead = await open(wsUrl(cfg.deadBase, all));

@@ -2,13 +2,17 @@
 /*
  * votes_load.js BASE SECRET POLL OPTIONS CLIENTS SECONDS OUT — CLIENTS
  * WebSocket clients, each its own voter (signed with SECRET), vote one
- * after another as fast as answers come: the k-th vote of a voter chooses
+ * after another as fast as answers come, but at most one every 60 ms
+ * (within a connection's 20 messages a second): the k-th vote of a voter chooses
  * option 1 + k % OPTIONS, so that consecutive ballots differ.  A client
  * whose connection drops, or whose vote goes unanswered for 3 s, reconnects
  * (with backoff) and goes on with its next vote.  Until SECONDS have
- * passed.  Every voted answer must carry the ballot of its vote.  OUT gets
- * per voter the last acknowledged k and the ks sent after it (in doubt:
- * unanswered or refused), and the totals.
+ * passed.  Every voted answer must carry the ballot of its vote.  Half the
+ * clients (the odd ones) are casters instead: before each vote they send
+ * an auth message with a token of a new voter (load-I-K), so that each of
+ * their votes is a new ballot that must stay.  OUT gets per voter the last
+ * acknowledged k and the ks sent after it (in doubt: unanswered or
+ * refused), the casters' acknowledged votes, and the totals.
  */
 "use strict";
 const fs = require("fs");
@@ -20,11 +24,13 @@ const deadline = Date.now() + Number(secArg) * 1000;
 const url = base.replace(/^http/, "ws") + "/ws";
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 const totals = { acked: 0, unavailable: 0, unanswered: 0, other: 0, errors: [] };
-const voters = {};
+const voters = {}, casts = {};
+
+const tokenOf = voter => token(secret, { sub: voter, vote: "*", exp: Math.floor(Date.now() / 1000) + 3600 });
 
 function connect(voter) {
   return new Promise(resolve => {
-    const ws = new WebSocket(url + "?token=" + token(secret, { sub: voter, vote: "*", exp: Math.floor(Date.now() / 1000) + 3600 }));
+    const ws = new WebSocket(url + "?token=" + tokenOf(voter));
     ws.on("open", () => resolve(ws));
     ws.on("error", () => resolve(null));
   });
@@ -46,7 +52,9 @@ function answer(ws, ref) {
 
 async function client(i) {
   const voter = "load-" + i;
-  const st = voters[voter] = { lastAcked: -1, after: [] };
+  const caster = i % 2 === 1;
+  const st = caster ? { lastAcked: -1, after: [] } : (voters[voter] = { lastAcked: -1, after: [] });
+  const acked = caster ? (casts[voter] = []) : null;
   let ws = null, k = 0, backoff = 50;
   while (Date.now() < deadline) {
     if (!ws || ws.readyState !== WebSocket.OPEN) {
@@ -54,9 +62,13 @@ async function client(i) {
       if (!ws) { await sleep(backoff); backoff = Math.min(backoff * 2, 500); continue; }
       backoff = 50;
     }
+    const pace = sleep(caster ? 120 : 60);
     const ref = String(k), opt = 1 + (k % nopt);
     const wait = answer(ws, ref);
-    try { ws.send(JSON.stringify({ type: "vote", poll, option: opt, ref })); } catch (e) { /* closed */ }
+    try {
+      if (caster) ws.send(JSON.stringify({ type: "auth", token: tokenOf(voter + "-" + k) }));
+      ws.send(JSON.stringify({ type: "vote", poll, option: opt, ref }));
+    } catch (e) { /* closed */ }
     const m = await wait;
     if (m && m.type === "voted") {
       if (JSON.stringify(m.options) !== JSON.stringify([opt]))
@@ -64,6 +76,7 @@ async function client(i) {
       st.lastAcked = k;
       st.after = [];
       totals.acked++;
+      if (caster) acked.push(k);
     } else {
       st.after.push(k);
       if (!m) { totals.unanswered++; try { ws.terminate(); } catch (e) { /* gone */ } ws = null; }
@@ -71,12 +84,13 @@ async function client(i) {
       else { totals.other++; totals.errors.push(`${voter} vote ${k}: ${JSON.stringify(m)}`); }
     }
     k++;
+    await pace;
   }
   if (ws) ws.terminate();
 }
 
 Promise.all(Array.from({ length: n }, (_, i) => client(i))).then(() => {
-  fs.writeFileSync(out, JSON.stringify({ totals, voters, nopt }));
+  fs.writeFileSync(out, JSON.stringify({ totals, voters, casts, nopt }));
   console.error(`load: ${totals.acked} acknowledged, ${totals.unavailable} unavailable, ` +
                 `${totals.unanswered} unanswered, ${totals.other} other`);
   process.exit(totals.errors.length ? 1 : 0);

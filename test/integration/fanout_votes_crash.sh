@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fanout_votes_crash: acknowledged means committed.  Under a vote load
-# through the daemon (40 voters, each voting as fast as answers come),
+# through the daemon (200 voters, each voting as fast as answers come, within its connection's message rate),
 # kill -9 of the postmaster: after recovery every voter's ballot is its last
 # acknowledged one or a later one it sent (never lost, never an earlier
 # state), the daemon takes votes again, tallies are exact; then kill -9 of
@@ -27,12 +27,12 @@ check_ballots() {
 		fail "$3: poll.results differs from poll.ballots"
 }
 
-node "$FANOUT_TESTS/votes_load.js" "$(BASE)" "$secret" "$poll" 10 40 14 "$WORK/load1.json" 2>"$WORK/load1.err" &
+node "$FANOUT_TESTS/votes_load.js" "$(BASE)" "$secret" "$poll" 10 200 16 "$WORK/load1.json" 2>"$WORK/load1.err" &
 load=$!
 PIDS+=($load)
 sleep 4
 before=$(metric poll_fanout_votes_acknowledged_total)
-[ "${before:-0}" -gt 100 ] || fail "only ${before:-0} votes acknowledged before the crash"
+[ "${before:-0}" -gt 500 ] || fail "only ${before:-0} votes acknowledged before the crash"
 "$POLL_ROOT/scripts/cluster.sh" kill "$POLL_CLUSTER_DIR"
 sleep 1
 "$POLL_ROOT/scripts/cluster.sh" start "$POLL_CLUSTER_DIR" "$PGPORT"
@@ -45,7 +45,8 @@ check_ballots "$poll" "$WORK/load1.json" "kill -9 of the postmaster"
 echo "ok: kill -9 of the postmaster under load: $after votes acknowledged, none lost, none went back"
 
 poll2=$(psql_q -c "SELECT poll.create_poll('Crash daemon', ARRAY[${opts%,}])")
-node "$FANOUT_TESTS/votes_load.js" "$(BASE)" "$secret" "$poll2" 10 40 6 "$WORK/load2.json" 2>"$WORK/load2.err" &
+wait_votes_ready 20
+node "$FANOUT_TESTS/votes_load.js" "$(BASE)" "$secret" "$poll2" 10 200 6 "$WORK/load2.json" 2>"$WORK/load2.err" &
 load=$!
 PIDS+=($load)
 sleep 3

@@ -49,6 +49,8 @@ for code in bad_request unauthorized forbidden bad_vote not_found closed not_ope
 done
 [ "$(metric poll_fanout_votes_acknowledged_total)" -ge 90 ] || fail "acknowledged votes not counted"
 curl -s "$(BASE)/metrics" | grep -q '^poll_fanout_vote_batch_size_bucket{le="+Inf"} [1-9]' || fail "batch size histogram"
+# an idle daemon sends a lone vote at once: the votes sent one at a time went in batches of one
+curl -s "$(BASE)/metrics" | grep -q '^poll_fanout_vote_batch_size_bucket{le="1"} [1-9][0-9]' || fail "no batches of one"
 curl -s "$(BASE)/metrics" | grep -q '^poll_fanout_vote_ack_seconds_count [1-9]' || fail "ack latency histogram"
 DAEMON_PORT=$rate_port
 [ "$(metric 'poll_fanout_votes_refused_total{code="rate_limited"}')" -ge 5 ] || fail "rate_limited not counted"
