@@ -182,6 +182,14 @@ sql_error(struct apireq *r, PGresult *res, const char *const *fields)
 		set_error(r, 400, "bad_request", buf);
 		return;
 	}
+	if (strcmp(state, "42501") == 0)
+	{
+		/* deploy/poll_fanout_role.sql leaves the admin API out: poll_admin grants it */
+		logmsg("http: the daemon's role may not do this (%s): the admin endpoints need"
+			   " GRANT poll_admin TO <its role>", msg);
+		set_error(r, 503, "unavailable", "the daemon's role may not do this (see the daemon's log)");
+		return;
+	}
 	logmsg("postgres: API query failed: %s %s", state, msg);
 	set_error(r, 503, "unavailable", "the query failed (see the daemon's log)");
 }

@@ -169,8 +169,12 @@ advance(struct csv_export *x)
 				wake(x);		/* the headers go */
 				return;
 			default:
-				logmsg("postgres: CSV export of poll %lld: %s", (long long) x->poll,
-					   PQresultErrorMessage(res));
+				logmsg("postgres: CSV export of poll %lld: %s%s", (long long) x->poll,
+					   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) ?
+					   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : "failed",
+					   PQresultErrorField(res, PG_DIAG_SQLSTATE) &&
+					   strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42501") == 0 ?
+					   " (the export needs GRANT poll_admin TO the daemon's role)" : "");
 				x->status = 503;
 				break;
 		}
