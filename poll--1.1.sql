@@ -832,9 +832,10 @@ BEGIN
 			 WHERE r.grain = src_grain AND r.poll_id = series.poll_id
 			   AND r.bucket >= first AND r.bucket < last + width
 			 GROUP BY 1, 2
-		), before AS (
+		), before AS MATERIALIZED (
 			-- the tally when the first bucket begins, counted from the
 			-- poll's beginning: days, then hours, then minutes up to it
+			-- (once per option: inlined, it ran once per bucket and option)
 			SELECT o.option_id,
 				   coalesce((SELECT sum(d.votes) FROM poll.rollup d
 							  WHERE d.grain = 'day' AND d.poll_id = series.poll_id

@@ -267,6 +267,13 @@ jwt_verify(const unsigned char *secret, size_t secret_len, const char *token,
 		grant_free(g);
 		goto out;
 	}
+	if (json_object_get(claims, "admin") && !json_is_boolean(json_object_get(claims, "admin")))
+	{
+		*why = "token claim admin must be true or false";
+		grant_free(g);
+		goto out;
+	}
+	g->admin = json_is_true(json_object_get(claims, "admin"));
 	g->present = true;
 	rc = 0;
 out:
@@ -395,6 +402,12 @@ grant_allows(const struct grant *g, int64_t poll, int64_t now)
 		if (g->polls[i] == poll)
 			return true;
 	return false;
+}
+
+bool
+grant_admin(const struct grant *g, int64_t now)
+{
+	return g->present && g->exp > now && g->admin;
 }
 
 void

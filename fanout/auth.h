@@ -19,6 +19,7 @@
 struct grant {
 	bool		present;
 	bool		all;
+	bool		admin;			/* claim admin: true (create and close polls, export ballots) */
 	int64_t		exp;
 	int			n_polls;
 	int64_t	   *polls;			/* malloc'd */
@@ -49,6 +50,7 @@ struct keys {
 int			jwt_verify(const unsigned char *secret, size_t secret_len, const char *token,
 					   int64_t now, struct grant *g, const char **why);
 bool		grant_allows(const struct grant *g, int64_t poll, int64_t now);
+bool		grant_admin(const struct grant *g, int64_t now);
 void		grant_free(struct grant *g);
 
 /*

@@ -7,9 +7,11 @@
  * What runs on them is the business of the layers above (stream.c on the
  * replication connection, snapshots.c on the query connection), which set
  * each connection's callbacks: on_ready, on_readable, on_down.  The vote
- * connections (votes.c) are opened the same way but are connections of
- * their own (on_fail set): each fails, times out and is retried alone, by
- * votes.c.  Calls only loop.c.
+ * connections (votes.c), the API's (queries.c) and each CSV export's
+ * (csv.c) are opened the same way but are connections of their own
+ * (on_fail set): each fails, times out and is retried alone, by its owner;
+ * the API's and the exports' get their other events through on_event.
+ * Calls only loop.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +189,11 @@ pgc_io(struct ev_loop *loop, ev_io *w, int revents)
 			case PGRES_POLLING_OK:
 				c->connecting = false;
 				pgc_watch(c, EV_READ);
+				if (c->on_event)
+				{
+					c->on_event(c, PGC_READY);
+					return;
+				}
 				if (!f->db.repl.connecting && !f->db.query.connecting)
 					timer_stop(&f->db.connect_timer);
 				c->on_ready(f);
@@ -201,8 +208,23 @@ pgc_io(struct ev_loop *loop, ev_io *w, int revents)
 		pgc_failed(f, c, c->what);
 		return;
 	}
-	if (revents & EV_READ)
+	if ((revents & EV_READ) && c->on_event)
+		c->on_event(c, PGC_READABLE);
+	else if (revents & EV_READ)
 		c->on_readable(f);
+}
+
+/* a connection of its own stops or resumes reading (flow control: csv.c) */
+void
+db_pause(struct pgc *c, bool paused)
+{
+	if (paused)
+		ev_io_stop(c->f->loop, &c->io);
+	else if (c->conn)
+	{
+		c->events = 0;			/* pgc_watch starts it again */
+		pgc_watch(c, EV_READ);
+	}
 }
 
 /* starts connecting c; its on_ready runs once it is up, db_fail() if it cannot be */

@@ -10,6 +10,7 @@
  *                   loop's start, flush hook, signals and stop
  *   6 http.c        HTTP routing (snapshots, SSE, health, metrics, CORS;
  *                   writes the answers voting.c leaves for /polls/ID/vote)
+ *     api.c         the HTTP API: create, close, series, segments, ballots.csv
  *     ws.c          the WebSocket protocol: handshake, client messages, limits
  *     wsguard.c     RFC 6455 frame checks on client bytes (recv/SSL_read)
  *     metrics.c     the Prometheus text (reads every layer's counters)
@@ -20,8 +21,10 @@
  *     webhooks.c    --webhooks: due deliveries, libcurl multi on our loop, the
  *                   leader lock, delivery state on a connection of its own
  *   4 writer.c      the ready list, the throttle heap, framing, the writes
+ *     csv.c         a ballots export: its connection, COPY, flow-controlled writes
  *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
  *   2 snapshots.c   snapshot queries: fair ring, batches, resync
+ *     queries.c     the API's queries, in order, on a connection of their own
  *     stream.c      the replication stream: slot, decoder, status, shutdown
  *     votes.c       the bounded vote queue, group commit on the vote
  *                   connections (poll.cast_vote_batch), each vote's outcome
@@ -38,8 +41,10 @@
  * the replication connection, -> snapshots.c for the query connection,
  * set by stream_init and snap_init; -> votes.c for the vote connections,
  * and -> webhooks.c for its own, with on_fail, set by votes_init and
- * webhooks_start); each struct vote's done (votes.c ->
- * voting.c, set when the vote is made).  lws calls main.c and wsguard.c.
+ * webhooks_start; -> queries.c and csv.c for the API's own, with on_fail
+ * and on_event); each struct vote's done (votes.c -> voting.c, set when
+ * the vote is made); a request's on_result (queries.c -> api.c, set with
+ * each query).  lws calls main.c and wsguard.c.
  *
  * Ownership and lifetimes:
  *   struct fanout        owns everything; one per process, reached from any
@@ -74,6 +79,12 @@
  *                        jobs (one per webhook, poll and event while pending;
  *                        the database holds what was delivered) and libcurl's
  *                        handles; dropped whole when its connection fails.
+ *   struct apireq        one API query and its answer: queries.c's from
+ *                        q_submit until the session takes the answer (http.c,
+ *                        q_free); a session that goes first only cuts it loose
+ *                        (q_forget_session), and queries.c frees it later.
+ *   struct csv_export    one ballots export, with its connection: csv.c's,
+ *                        freed with its session (csv_forget_session).
  *   struct timer         one of our timers on the loop (loop.c).
  */
 #ifndef FANOUT_H
@@ -179,7 +190,11 @@ struct subscription {
 	int64_t			last_sent_us;
 };
 
-enum session_kind { SESS_NONE, SESS_WS, SESS_SSE, SESS_HTTP_SNAPSHOT, SESS_HTTP_STATIC };
+enum session_kind { SESS_NONE, SESS_WS, SESS_SSE, SESS_HTTP_SNAPSHOT, SESS_HTTP_STATIC,
+	SESS_API, SESS_CSV };
+
+struct apireq;
+struct csv_export;
 
 struct outmsg {
 	struct outmsg  *next;
@@ -241,6 +256,16 @@ struct session {
 	size_t			body_len, body_sent;
 	char		   *dyn_body;		/* owned body (json) */
 	char			errbody[320];	/* error bodies need no allocation */
+
+	/* the HTTP API (api.c, queries.c, csv.c) */
+	int64_t			if_none_match;	/* GET /polls/ID: the version the client has, 0: none, -1: * */
+	int64_t			etag;			/* the response's ETag (a version), 0: none */
+	int				api_route;		/* a POST waiting for its body (api.c) */
+	int64_t			api_poll;
+	char		   *reqbody;		/* that body, at most MAX_BODY bytes */
+	size_t			reqbody_len;
+	struct apireq  *req;			/* its query, queued or running (queries.c) */
+	struct csv_export *csv;			/* GET /polls/ID/ballots.csv (csv.c) */
 };
 
 struct heap_ent {
@@ -262,6 +287,8 @@ struct metrics {
 
 enum repl_state { REPL_DOWN, REPL_SLOT, REPL_STARTING, REPL_STREAMING, REPL_STOPPING };
 
+enum pgc_event { PGC_READY, PGC_READABLE, PGC_FAILED };
+
 /* one libpq connection, its socket watched on our loop (db.c) */
 struct pgc {
 	PGconn		   *conn;
@@ -278,6 +305,23 @@ struct pgc {
 	void			(*on_down) (struct fanout *f);		/* both connections closed */
 	/* set: a connection of its own (votes.c, webhooks.c), which fails alone, closed by db.c first */
 	void			(*on_fail) (struct fanout *f, struct pgc *c, const char *why);
+	/*
+	 * One of its own with several instances (the API's queries, each CSV
+	 * export): its owner, and its events (ready, readable) with the pgc
+	 * (its failures come through on_fail).
+	 */
+	void			(*on_event) (struct pgc *c, enum pgc_event ev);
+	void		   *owner;
+};
+
+/* queries.c: the API's queries, one at a time on a connection of their own */
+struct apiq {
+	struct pgc		c;
+	struct apireq  *head, *tail;	/* waiting; head runs when running is set */
+	bool			running;
+	bool			up;
+	int				n_queued;
+	PGresult	   *res;			/* the running query's outcome so far */
 };
 
 /*
@@ -452,6 +496,9 @@ struct fanout {
 	int				snap_n;
 	int64_t			snap_ids[64];
 	int64_t			stream_polled_us;	/* last read of the replication stream */
+
+	struct apiq		api;			/* queries.c */
+	int				n_exports;		/* csv.c: exports streaming now */
 };
 
 /* writer.c and sessions.c: WebSocket and SSE sessions past their headers are on the sweep list */
@@ -466,6 +513,12 @@ session_swept(const struct session *s)
 /* 6 http.c */
 int			http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 						  struct session *s, void *in, size_t len);
+
+/* 6 api.c: routed from http.c */
+int			api_request(struct fanout *f, struct lws *wsi, struct session *s, const char *path,
+						bool post);
+int			api_body_complete(struct fanout *f, struct session *s);
+bool		api_wants_body(const struct session *s);
 
 /* 6 ws.c */
 int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
@@ -504,6 +557,12 @@ int			session_write_updates(struct session *s);
 void		heap_remove(struct fanout *f, struct session *s);
 void		kill_soon(struct fanout *f, struct lws *wsi, enum pending_timeout reason);
 
+/* 4 csv.c: the ballots export, written as the client's socket takes it */
+bool		csv_start(struct fanout *f, struct session *s, int64_t poll_id);
+int			csv_state(struct session *s);
+int			csv_write(struct session *s);
+void		csv_forget_session(struct session *s);
+
 /* 3 messages.c */
 const char *status_name(enum poll_status s);
 const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
@@ -541,6 +600,37 @@ void		snap_want(struct fanout *f, struct session *s);
 void		snap_forget_session(struct fanout *f, struct session *s);
 bool		snap_healthy(const struct fanout *f);
 
+/* 2 queries.c: the API's queries on a connection of their own */
+struct apireq {
+	struct apireq  *next;
+	struct session *s;				/* NULL once the client went away */
+	/* the query to run: params copied; simple: a multi-statement text */
+	char		   *sql;
+	bool			simple;
+	int				n_params;
+	char		   *params[8];
+	char			param_names[8][16];	/* the fields the params came from, for errors */
+	/*
+	 * Called with the query's outcome (the last result, or the first error;
+	 * NULL: the connection failed): sets status and body, or a next query
+	 * (sql, params) and returns 1 to run it.  Set by the layer above.
+	 */
+	int				(*on_result) (struct apireq *r, PGresult *res);
+	int				status;
+	char		   *body;
+	size_t			body_len;
+	bool			done;
+	int64_t			poll;
+	int				step;
+	char			width[16];
+};
+struct apireq *q_new(const char *sql, int n_params, const char *const *params);
+void		q_set(struct apireq *r, const char *sql, int n_params, const char *const *params);
+void		q_submit(struct fanout *f, struct session *s, struct apireq *r);
+void		q_forget_session(struct session *s);
+void		q_free(struct apireq *r);
+void		q_stop(struct fanout *f);
+
 /* 2 stream.c */
 void		stream_init(struct fanout *f);
 void		stream_shutdown(struct fanout *f, void (*done) (struct fanout *f));
@@ -571,6 +661,7 @@ void		db_stop(struct fanout *f);
 bool		db_open(struct fanout *f, struct pgc *c);
 void		db_close(struct pgc *c);
 int			db_flush(struct pgc *c);
+void		db_pause(struct pgc *c, bool paused);
 void		db_fail(struct fanout *f, const char *what, PGconn *conn);
 void		db_reason(PGconn *conn, char *reason, size_t cap);
 void		db_pgc_init(struct fanout *f, struct pgc *c, const char *what);

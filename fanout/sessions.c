@@ -76,6 +76,9 @@ session_detach(struct session *s)
 	snap_forget_session(f, s);
 	votes_forget_session(s);	/* its queued votes go, those in a batch answer no one */
 	free(s->vote_body);
+	q_forget_session(s);
+	csv_forget_session(s);
+	free(s->reqbody);
 	while (s->n_subs > 0)
 		sub_remove(f, s->subs[0]);
 	free(s->subs);

@@ -11,6 +11,7 @@ packages=(
 	chromium
 	gnuplot-nox
 	haproxy
+	wrk
 	# make deb, and test/integration/debian_packages.sh (lintian, systemd-analyze, the META.json schema)
 	debhelper postgresql-server-dev-all dpkg-dev lintian systemd adduser python3-jsonschema
 )
