@@ -62,9 +62,12 @@ trap cleanup EXIT
 
 need_node() {
 	command -v node >/dev/null || fail "node is not installed"
-	if [ ! -d "$FANOUT_TESTS/node_modules/ws" ]; then
+	# npm ci again when package-lock.json changed since the last install
+	if [ ! -d "$FANOUT_TESTS/node_modules/ws" ] ||
+		! cmp -s "$FANOUT_TESTS/package-lock.json" "$FANOUT_TESTS/node_modules/.lock-installed"; then
 		(cd "$FANOUT_TESTS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
 			fail "npm ci in test/fanout failed"
+		cp "$FANOUT_TESTS/package-lock.json" "$FANOUT_TESTS/node_modules/.lock-installed"
 	fi
 }
 

@@ -59,7 +59,7 @@ echo "ok: without tokens the admin endpoints answer 403"
 
 # ---- create and close ----
 psql_q -c "ALTER DATABASE $PGDATABASE SET poll.segment_min_ballots = 3" >/dev/null
-trap 'rc=$?; psql_q -c "ALTER DATABASE $PGDATABASE RESET poll.segment_min_ballots" >/dev/null 2>&1; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; psql_q -c "ALTER DATABASE $PGDATABASE RESET poll.segment_min_ballots" >/dev/null 2>&1; (exit $rc); cleanup' EXIT
 start_daemon --jwt-secret-file "$WORK/secret"
 wait_healthy
 body='{"title":"API poll","options":["Red","Blue, \"dark\"","Green"],"metadata":{"by":"api"}}'

@@ -33,7 +33,7 @@ finish() {
 	"$POLL_ROOT/scripts/cluster.sh" stop "$CLUSTER" >/dev/null 2>&1 || true
 	return $rc
 }
-trap 'finish; cleanup' EXIT
+trap 'rc=$?; set +e; finish; (exit $rc); cleanup' EXIT
 
 # sql ROLE SQL: a session that cannot reach the traps (set-up and checks)
 sql() {
