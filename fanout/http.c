@@ -306,10 +306,22 @@ static void
 unchoke_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct session *s = lws_container_of(w, struct session, unchoke);
+	struct lws_pollfd pfd = {.fd = w->fd, .events = LWS_POLLOUT, .revents = LWS_POLLOUT};
 
 	(void) loop;
 	(void) revents;
 	resume_rx(s);
+	if (!lws_partial_buffered(s->wsi))
+		return;					/* our writeable callback pauses again if need be */
+
+	/*
+	 * lws holds the end of a write the socket did not take (a response
+	 * over the socket's buffer).  It sends that on POLLOUT without calling
+	 * us back, so with rx left on, a client that took only part of it got
+	 * the busy loop back.  Let lws send it now, then pause again.
+	 */
+	if (lws_service_fd(s->f->lws, &pfd) == 0)
+		(void) await_client(s);	/* else lws closed the connection (and s) */
 }
 
 static bool
