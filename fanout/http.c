@@ -300,7 +300,9 @@ stream_ignores_input(struct session *s)
  * (the loop then waits) until a watcher of ours sees the socket writable
  * again (lws 4.1 ignores every event of an rx-flow-controlled HTTP
  * connection, POLLOUT too: hence our watcher, not its writeable callback).
- * await_client() is true when the socket is choked and rx paused.
+ * A client that takes nothing for WRITE_TIMEOUT_SECS is dropped, as a
+ * WebSocket or SSE client is.  await_client() is true when the socket is
+ * choked and rx paused.
  */
 static void
 unchoke_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -341,6 +343,8 @@ await_client(struct session *s)
 		return true;			/* then lws spins, as before, until the client reads */
 	ev_io_init(&s->unchoke, unchoke_cb, fd, EV_WRITE);
 	ev_io_start(s->f->loop, &s->unchoke);
+	/* from the last byte the client took; the transaction's end clears it */
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, WRITE_TIMEOUT_SECS);
 	return true;
 }
 
