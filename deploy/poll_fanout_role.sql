@@ -44,3 +44,9 @@ GRANT SELECT ON poll.poll, poll.option, poll.tally TO poll_fanout;
 --   GRANT EXECUTE ON FUNCTION poll.create_poll(text, text[], text, int, timestamptz, timestamptz, boolean, jsonb),
 --                             poll.close_poll(bigint) TO poll_fanout;
 --   GRANT SELECT ON poll.ballot TO poll_fanout;
+
+-- Only for daemons started with --webhooks (after the lines above): the three functions
+-- that read what is due (with each webhook's secret, to sign) and record each delivery:
+--   GRANT EXECUTE ON FUNCTION poll._webhook_due(bigint[]),
+--                             poll._webhook_begin(bigint, bigint, text, bigint, text, timestamptz),
+--                             poll._webhook_result(bigint, bigint, text, bigint, int, text) TO poll_fanout;

@@ -8,25 +8,43 @@
  *
  *   7 main.c        flags, the lws context, routing of lws callbacks, the
  *                   loop's start, flush hook, signals and stop
- *   6 http.c        HTTP routing (snapshots, SSE, health, metrics, CORS)
+ *   6 http.c        HTTP routing (snapshots, SSE, health, metrics, CORS;
+ *                   writes the answers voting.c leaves for /polls/ID/vote)
+ *     api.c         the HTTP API: create, close, series, segments, ballots.csv
  *     ws.c          the WebSocket protocol: handshake, client messages, limits
  *     wsguard.c     RFC 6455 frame checks on client bytes (recv/SSL_read)
  *     metrics.c     the Prometheus text (reads every layer's counters)
- *   5 sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
+ *   5 voting.c      votes from clients: who (the token), where, the rates,
+ *                   vote/retract messages, /polls/ID/vote, POST /voters,
+ *                   the voted or error answers
+ *     sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
+ *     webhooks.c    --webhooks: due deliveries, libcurl multi on our loop, the
+ *                   leader lock, delivery state on a connection of its own
  *   4 writer.c      the ready list, the throttle heap, framing, the writes
+ *     csv.c         a ballots export: its connection, COPY, flow-controlled writes
  *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
  *   2 snapshots.c   snapshot queries: fair ring, batches, resync
+ *     queries.c     the API's queries, in order, on a connection of their own
  *     stream.c      the replication stream: slot, decoder, status, shutdown
+ *     votes.c       the bounded vote queue, group commit on the vote
+ *                   connections (poll.cast_vote_batch), each vote's outcome
  *   1 polls.c       the poll cache, subscriptions, the negative cache
- *   0 db.c          the two libpq connections: non-blocking connect, backoff
+ *   0 db.c          the libpq connections: non-blocking connect, backoff
  *     loop.c        time, the log, our timers
- *     protocol.c, pgoutput.c, auth.c: pure (client JSON and the JSON writer,
- *                   the pgoutput decoder, HS256 tokens), no fanout.h
+ *     protocol.c, pgoutput.c, auth.c, ratelimit.c: pure (client JSON and
+ *                   the JSON writer, the pgoutput decoder, HS256 tokens and
+ *                   voter tokens, token buckets), no fanout.h
  *
  * Callbacks up: f->sub_dirty (polls.c -> writer.c, set by writer_start);
+ * f->on_tally_row (stream.c -> webhooks.c, set by webhooks_start);
  * each struct pgc's on_ready, on_readable, on_down (db.c -> stream.c for
  * the replication connection, -> snapshots.c for the query connection,
- * set by stream_init and snap_init).  lws calls main.c and wsguard.c.
+ * set by stream_init and snap_init; -> votes.c for the vote connections,
+ * and -> webhooks.c for its own, with on_fail, set by votes_init and
+ * webhooks_start; -> queries.c and csv.c for the API's own, with on_fail
+ * and on_event); each struct vote's done (votes.c -> voting.c, set when
+ * the vote is made); a request's on_result (queries.c -> api.c, set with
+ * each query).  lws calls main.c and wsguard.c.
  *
  * Ownership and lifetimes:
  *   struct fanout        owns everything; one per process, reached from any
@@ -47,7 +65,26 @@
  *                        heap, the sweep list and the snapshots' ring; it is
  *                        idempotent (a detached session is all zero).  While
  *                        attached, each of those points to it.
- *   struct pgc           one libpq connection; db.c opens and closes both.
+ *   struct pgc           one libpq connection; db.c opens and closes them
+ *                        (a layer's own, votes.c's and webhooks.c's, with
+ *                        its on_fail).
+ *   struct vote          one vote, retraction or ballot lookup: votes.c's
+ *                        from votes_submit() until its done callback has
+ *                        run (after the commit, or a refusal); on its
+ *                        session's list (s->votes) while that lives:
+ *                        session_detach() frees the queued ones and
+ *                        unlinks those in a batch (v->s NULL: answered to
+ *                        no one).  Never acknowledged before its commit.
+ *   struct webhooks      webhooks.c's, reached as f->wh: its connection, its
+ *                        jobs (one per webhook, poll and event while pending;
+ *                        the database holds what was delivered) and libcurl's
+ *                        handles; dropped whole when its connection fails.
+ *   struct apireq        one API query and its answer: queries.c's from
+ *                        q_submit until the session takes the answer (http.c,
+ *                        q_free); a session that goes first only cuts it loose
+ *                        (q_forget_session), and queries.c frees it later.
+ *   struct csv_export    one ballots export, with its connection: csv.c's,
+ *                        freed with its session (csv_forget_session).
  *   struct timer         one of our timers on the loop (loop.c).
  */
 #ifndef FANOUT_H
@@ -64,6 +101,7 @@
 #include "auth.h"
 #include "pgoutput.h"
 #include "protocol.h"
+#include "ratelimit.h"
 
 #define MAX_OPTIONS			64
 #define MAX_SUBSCRIPTIONS	64
@@ -77,6 +115,11 @@
 #define OUTQ_MAX			128		/* pongs and errors waiting for a write; > RATE_BURST */
 #define SCRATCH_SIZE		(256 * 1024)
 #define RX_BUFFER_SIZE		1024	/* lws per-connection rx buffer; bigger frames come in pieces */
+
+#define VOTE_CONNS			2		/* vote connections, one batch in flight on each */
+#define VOTE_BATCH_MAX		1000	/* votes in one transaction */
+#define VOTE_QUEUE_MAX		20000	/* --vote-queue's default: votes waiting for a batch */
+#define BALLOT_TEXT_MAX		(BALLOT_MAX * 3 + 3)
 
 enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
 enum poll_status { STATUS_SCHEDULED, STATUS_OPEN, STATUS_CLOSED };
@@ -147,7 +190,11 @@ struct subscription {
 	int64_t			last_sent_us;
 };
 
-enum session_kind { SESS_NONE, SESS_WS, SESS_SSE, SESS_HTTP_SNAPSHOT, SESS_HTTP_STATIC };
+enum session_kind { SESS_NONE, SESS_WS, SESS_SSE, SESS_HTTP_SNAPSHOT, SESS_HTTP_STATIC,
+	SESS_API, SESS_CSV };
+
+struct apireq;
+struct csv_export;
 
 struct outmsg {
 	struct outmsg  *next;
@@ -187,6 +234,17 @@ struct session {
 	double			tokens;			/* rate limit bucket */
 	int64_t			tokens_at_us;
 
+	/* votes (votes.c, voting.c) */
+	lws_dll2_owner_t votes;			/* its votes on their way to Postgres */
+	struct vote_conn *vote_conn;	/* the one connection whose batch holds some of them */
+	unsigned		vote_pass;		/* votes.c: a vote of it was passed over in this pass */
+	char		   *vote_body;		/* HTTP: the request body so far (MAX_BODY) */
+	size_t			vote_body_len;
+	bool			vote_answered;	/* HTTP: the answer is in errbody/dyn_body */
+	int64_t			vote_poll;		/* HTTP: the poll of the vote the body brings */
+	int				retry_after;	/* HTTP 429: seconds, for Retry-After */
+	char			peer[64];		/* the client's address, as the rate limit keys it */
+
 	/* HTTP responses */
 	ev_io			drain;			/* SSE: drops what the client sends (http.c) */
 	ev_io			unchoke;		/* the socket took no more: waits for it, rx paused (http.c) */
@@ -198,6 +256,16 @@ struct session {
 	size_t			body_len, body_sent;
 	char		   *dyn_body;		/* owned body (json) */
 	char			errbody[320];	/* error bodies need no allocation */
+
+	/* the HTTP API (api.c, queries.c, csv.c) */
+	int64_t			if_none_match;	/* GET /polls/ID: the version the client has, 0: none, -1: * */
+	int64_t			etag;			/* the response's ETag (a version), 0: none */
+	int				api_route;		/* a POST waiting for its body (api.c) */
+	int64_t			api_poll;
+	char		   *reqbody;		/* that body, at most MAX_BODY bytes */
+	size_t			reqbody_len;
+	struct apireq  *req;			/* its query, queued or running (queries.c) */
+	struct csv_export *csv;			/* GET /polls/ID/ballots.csv (csv.c) */
 };
 
 struct heap_ent {
@@ -219,6 +287,8 @@ struct metrics {
 
 enum repl_state { REPL_DOWN, REPL_SLOT, REPL_STARTING, REPL_STREAMING, REPL_STOPPING };
 
+enum pgc_event { PGC_READY, PGC_READABLE, PGC_FAILED };
+
 /* one libpq connection, its socket watched on our loop (db.c) */
 struct pgc {
 	PGconn		   *conn;
@@ -233,6 +303,97 @@ struct pgc {
 	void			(*on_ready) (struct fanout *f);		/* connected */
 	void			(*on_readable) (struct fanout *f);
 	void			(*on_down) (struct fanout *f);		/* both connections closed */
+	/* set: a connection of its own (votes.c, webhooks.c), which fails alone, closed by db.c first */
+	void			(*on_fail) (struct fanout *f, struct pgc *c, const char *why);
+	/*
+	 * One of its own with several instances (the API's queries, each CSV
+	 * export): its owner, and its events (ready, readable) with the pgc
+	 * (its failures come through on_fail).
+	 */
+	void			(*on_event) (struct pgc *c, enum pgc_event ev);
+	void		   *owner;
+};
+
+/* queries.c: the API's queries, one at a time on a connection of their own */
+struct apiq {
+	struct pgc		c;
+	struct apireq  *head, *tail;	/* waiting; head runs when running is set */
+	bool			running;
+	bool			up;
+	int				n_queued;
+	PGresult	   *res;			/* the running query's outcome so far */
+};
+
+/*
+ * votes.c: one vote, retraction or ballot lookup on its way to Postgres.
+ * Owned by votes.c from votes_submit() until its done callback returns;
+ * on its session's list (s->votes) while the session lives (v->s NULL
+ * once it went: the outcome then reaches no one).
+ */
+enum vote_kind { VOTE_CAST, VOTE_RETRACT, VOTE_LOOKUP };
+
+struct vote_outcome {
+	const char	   *code;			/* NULL: done; else the SPEC's error code */
+	const char	   *result;			/* cast, changed, unchanged, retracted, none */
+	const char	   *message;		/* for an error */
+	int				n_options;		/* the voter's ballot after it (or looked up) */
+	int				options[BALLOT_MAX];
+};
+
+struct vote {
+	struct vote	   *next;			/* in the queue, then in its batch */
+	struct lws_dll2	owner_node;		/* on s->votes */
+	struct session *s;
+	void			(*done) (struct fanout *f, struct vote *v, const struct vote_outcome *o);
+	enum vote_kind	kind;
+	bool			in_flight;
+	int64_t			poll;
+	int64_t			received_us;
+	char		   *voter;			/* in the same allocation */
+	char		   *seg;			/* likewise, or NULL */
+	char			ballot[BALLOT_TEXT_MAX];	/* cast: "2" or "{1,3}" */
+	bool			has_ref;
+	char			ref[REF_MAX + 1];
+};
+
+enum vote_conn_state { VC_DOWN, VC_CONNECTING, VC_SETUP, VC_IDLE, VC_BUSY, VC_RETRY };
+
+/* one vote connection: at most one batch (one transaction) in flight */
+struct vote_conn {
+	struct pgc		pgc;
+	enum vote_conn_state state;
+	struct vote	   *batch, *batch_tail;
+	int				batch_n;
+	bool			lookup;			/* the batch is one ballot lookup */
+	bool			retried;
+	bool			failed;			/* an error result came */
+	char			sqlstate[6];
+	char			error[200];		/* its message, for the log */
+	PGresult	   *res;			/* the rows of the batch */
+	int64_t			sent_us;
+	int64_t			retry_at_us;	/* VC_DOWN: when to reconnect; VC_RETRY: to send again */
+	int				backoff_ms;
+};
+
+#define VOTE_CODES			11
+#define VOTE_LAT_BUCKETS	12
+#define VOTE_SIZE_BUCKETS	11
+
+struct votes {
+	struct vote_conn conns[VOTE_CONNS];
+	struct vote	   *q_head, *q_tail;	/* waiting for a batch, in arrival order */
+	int				q_len;
+	unsigned		pass;
+	struct inflight **inflight;		/* voters with votes in a batch, by hash */
+	struct timer	timer;			/* reconnections and the batch watchdog */
+	/* metrics */
+	uint64_t		received, acknowledged;
+	uint64_t		refused[VOTE_CODES];
+	uint64_t		lat_buckets[VOTE_LAT_BUCKETS + 1];
+	double			lat_sum;
+	uint64_t		size_buckets[VOTE_SIZE_BUCKETS + 1];
+	uint64_t		size_sum, batches;
+	int				n_conns_up;
 };
 
 /* db.c: the connections (what runs on them is stream.c's and snapshots.c's) */
@@ -276,6 +437,12 @@ struct fanout {
 	unsigned char	jwt_secret[512];
 	size_t			jwt_secret_len;
 	bool			jwt;
+	bool			anonymous_votes;	/* --anonymous-votes: POST /voters */
+	unsigned char	voter_secret[512];	/* --voter-secret-file */
+	size_t			voter_secret_len;
+	int				vote_rate;		/* --vote-rate: per voter per second, 0: no limit */
+	int				vote_queue;		/* --vote-queue: votes waiting for a batch at most */
+	struct keys		keys;			/* the secrets tokens are checked with */
 
 	struct ev_loop *loop;			/* ours (main.c); lws runs on it */
 	struct lws_context *lws;
@@ -288,6 +455,9 @@ struct fanout {
 	int				n_subscriptions;
 	struct db		db;
 	struct stream	stream;
+	struct votes	votes;
+	struct ratelimit voter_rate, address_rate, voters_rate;	/* voting.c */
+	struct timer	rate_sweep;
 	struct metrics	m;
 	unsigned char  *scratch;		/* LWS_PRE + SCRATCH_SIZE, for rendering */
 
@@ -309,6 +479,11 @@ struct fanout {
 	struct timer	sweep_timer;
 	lws_dll2_owner_t streams;		/* WebSocket and SSE sessions */
 
+	/* --webhooks (webhooks.c): every poll.tally row of the stream is told to it */
+	bool			webhooks;
+	struct webhooks *wh;
+	void			(*on_tally_row) (struct fanout *f, int64_t poll_id, int status);
+
 	/* writer.c sets it: polls.c tells the writer of a subscription that became dirty */
 	void			(*sub_dirty) (struct session *s, struct subscription *sub);
 
@@ -321,6 +496,9 @@ struct fanout {
 	int				snap_n;
 	int64_t			snap_ids[64];
 	int64_t			stream_polled_us;	/* last read of the replication stream */
+
+	struct apiq		api;			/* queries.c */
+	int				n_exports;		/* csv.c: exports streaming now */
 };
 
 /* writer.c and sessions.c: WebSocket and SSE sessions past their headers are on the sweep list */
@@ -335,6 +513,12 @@ session_swept(const struct session *s)
 /* 6 http.c */
 int			http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 						  struct session *s, void *in, size_t len);
+
+/* 6 api.c: routed from http.c */
+int			api_request(struct fanout *f, struct lws *wsi, struct session *s, const char *path,
+						bool post);
+int			api_body_complete(struct fanout *f, struct session *s);
+bool		api_wants_body(const struct session *s);
 
 /* 6 ws.c */
 int			ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
@@ -356,6 +540,7 @@ void		session_detach(struct session *s);
 void		session_note_close(struct session *s);
 bool		clients_full(struct fanout *f);
 int			session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi);
+int			session_token_from_request(struct fanout *f, struct session *s, struct lws *wsi);
 bool		session_may_see(struct fanout *f, struct session *s, int64_t poll_id);
 void		session_enforce_grant(struct session *s, int64_t now_s);
 struct subscription *session_subscribe(struct session *s, int64_t id, int64_t version);
@@ -372,12 +557,41 @@ int			session_write_updates(struct session *s);
 void		heap_remove(struct fanout *f, struct session *s);
 void		kill_soon(struct fanout *f, struct lws *wsi, enum pending_timeout reason);
 
+/* 4 csv.c: the ballots export, written as the client's socket takes it */
+bool		csv_start(struct fanout *f, struct session *s, int64_t poll_id);
+int			csv_state(struct session *s);
+int			csv_write(struct session *s);
+void		csv_forget_session(struct session *s);
+
 /* 3 messages.c */
 const char *status_name(enum poll_status s);
 const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
 						int64_t *version);
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
+size_t		render_message(const struct poll *p, enum msg_kind k, char *out, size_t cap);
 size_t		render_pong(char *out, size_t cap, const char *ping_id);
+
+/* 5 voting.c (above sessions.c) */
+void		voting_start(struct fanout *f);
+void		voting_stop(struct fanout *f);
+void		voting_ws_message(struct session *s, const struct client_msg *m);
+void		voting_ws_refuse(struct session *s, const struct client_msg *m, const char *code,
+							 const char *why);
+int			voting_http_request(struct fanout *f, struct lws *wsi, struct session *s,
+								const char *path, int64_t id);
+int			voting_http_body(struct session *s, const char *in, size_t len);
+int			voting_http_body_done(struct session *s);
+bool		voting_is_vote_path(const char *path, int64_t *id);
+
+/* 2 votes.c */
+void		votes_init(struct fanout *f);
+void		votes_start(struct fanout *f);
+void		votes_stop(struct fanout *f);
+struct vote *votes_new(int64_t poll, enum vote_kind kind, const char *voter, const char *seg);
+int			votes_submit(struct fanout *f, struct session *s, struct vote *v);
+void		votes_forget_session(struct session *s);
+void		votes_count_refusal(struct fanout *f, const char *code);
+size_t		votes_metrics(struct fanout *f, char *out, size_t cap);
 
 /* 2 snapshots.c */
 void		snap_init(struct fanout *f);
@@ -385,6 +599,37 @@ void		snap_stop(struct fanout *f);
 void		snap_want(struct fanout *f, struct session *s);
 void		snap_forget_session(struct fanout *f, struct session *s);
 bool		snap_healthy(const struct fanout *f);
+
+/* 2 queries.c: the API's queries on a connection of their own */
+struct apireq {
+	struct apireq  *next;
+	struct session *s;				/* NULL once the client went away */
+	/* the query to run: params copied; simple: a multi-statement text */
+	char		   *sql;
+	bool			simple;
+	int				n_params;
+	char		   *params[8];
+	char			param_names[8][16];	/* the fields the params came from, for errors */
+	/*
+	 * Called with the query's outcome (the last result, or the first error;
+	 * NULL: the connection failed): sets status and body, or a next query
+	 * (sql, params) and returns 1 to run it.  Set by the layer above.
+	 */
+	int				(*on_result) (struct apireq *r, PGresult *res);
+	int				status;
+	char		   *body;
+	size_t			body_len;
+	bool			done;
+	int64_t			poll;
+	int				step;
+	char			width[16];
+};
+struct apireq *q_new(const char *sql, int n_params, const char *const *params);
+void		q_set(struct apireq *r, const char *sql, int n_params, const char *const *params);
+void		q_submit(struct fanout *f, struct session *s, struct apireq *r);
+void		q_forget_session(struct session *s);
+void		q_free(struct apireq *r);
+void		q_stop(struct fanout *f);
 
 /* 2 stream.c */
 void		stream_init(struct fanout *f);
@@ -410,12 +655,16 @@ void		sub_set_dirty(struct subscription *sub, bool dirty);
 
 /* 0 db.c */
 void		db_init(struct fanout *f);
+void		db_pgc_init(struct fanout *f, struct pgc *c, const char *what);
 void		db_start(struct fanout *f);
 void		db_stop(struct fanout *f);
 bool		db_open(struct fanout *f, struct pgc *c);
 void		db_close(struct pgc *c);
 int			db_flush(struct pgc *c);
+void		db_pause(struct pgc *c, bool paused);
 void		db_fail(struct fanout *f, const char *what, PGconn *conn);
+void		db_reason(PGconn *conn, char *reason, size_t cap);
+void		db_pgc_init(struct fanout *f, struct pgc *c, const char *what);
 void		db_connected(struct fanout *f);
 bool		db_query_ready(const struct fanout *f);
 int			db_query_send(struct fanout *f, const char *sql, int n_params,

@@ -3,8 +3,10 @@
  * or from --web-root), GET /polls/ID (a snapshot), GET /polls/ID/events
  * (Server-Sent Events), /healthz, /metrics, CORS preflights, and the CORS
  * headers of every response.  Snapshot and SSE requests wait, as a
- * subscription, for the poll to load.  Calls sessions.c, writer.c,
- * messages.c, snapshots.c and stream.c (health), polls.c, metrics.c.
+ * subscription, for the poll to load.  Votes (/polls/ID/vote, /voters)
+ * are voting.c's; their answers are written here.  Calls sessions.c,
+ * voting.c, writer.c, messages.c, snapshots.c and stream.c (health),
+ * polls.c, metrics.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,13 +20,42 @@
 /* assets.S */
 extern const char asset_index_html[], asset_index_html_end[];
 extern const char asset_client_js[], asset_client_js_end[];
+extern const char asset_dashboard_html[], asset_dashboard_html_end[];
+extern const char asset_widget_js[], asset_widget_js_end[];
+extern const char asset_uplot_js[], asset_uplot_js_end[];
+extern const char asset_uplot_css[], asset_uplot_css_end[];
+
+/*
+ * The built-in files, or with --web-root the files of that name there
+ * (the widget is poll-client.js and poll-widget.js in one script, so that
+ * it reuses the client rather than copying it).
+ */
+static const struct asset
+{
+	const char *path;
+	const char *ctype;
+	const char *files[2];
+	const char *start, *end;
+}			assets[] = {
+	{"/", "text/html; charset=utf-8", {"index.html"}, asset_index_html, asset_index_html_end},
+	{"/index.html", "text/html; charset=utf-8", {"index.html"}, asset_index_html, asset_index_html_end},
+	{"/poll-client.js", "application/javascript; charset=utf-8", {"poll-client.js"},
+	asset_client_js, asset_client_js_end},
+	{"/dashboard", "text/html; charset=utf-8", {"dashboard.html"},
+	asset_dashboard_html, asset_dashboard_html_end},
+	{"/poll-widget.js", "application/javascript; charset=utf-8", {"poll-client.js", "poll-widget.js"},
+	asset_widget_js, asset_widget_js_end},
+	{"/vendor/uPlot.iife.min.js", "application/javascript; charset=utf-8", {"vendor/uPlot.iife.min.js"},
+	asset_uplot_js, asset_uplot_js_end},
+	{"/vendor/uPlot.min.css", "text/css; charset=utf-8", {"vendor/uPlot.min.css"},
+	asset_uplot_css, asset_uplot_css_end},
+};
 
 static int	start_response(struct session *s, int status, const char *ctype,
 						   const char *body, size_t len, char *owned);
 static int	respond_error(struct session *s, int status, const char *code, const char *msg,
 						  int64_t poll);
-static int	serve_asset(struct fanout *f, struct session *s, const char *name,
-						const char *ctype);
+static int	serve_asset(struct fanout *f, struct session *s, const struct asset *a);
 static int	parse_poll_path(const char *path, int64_t *id, bool *events);
 static int	write_headers(struct session *s, int status, const char *ctype, size_t len);
 static int	http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *path);
@@ -36,6 +67,7 @@ static bool await_client(struct session *s);
 static void resume_rx(struct session *s);
 static int	serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id,
 					   bool events);
+static int	vote_answer(struct session *s, int r);
 
 /*
  * A reconnecting EventSource sends the id of the last event it saw: the
@@ -50,6 +82,31 @@ last_event_id(struct lws *wsi)
 	int64_t		v;
 
 	if (n <= 0 || parse_int64(buf, (size_t) n, &v) < 0)
+		return 0;
+	return v;
+}
+
+/*
+ * If-None-Match of GET /polls/ID: the version in the first entity tag
+ * ("18" or W/"18"), -1 for *, 0 without one or for anything else.
+ */
+static int64_t
+if_none_match(struct lws *wsi)
+{
+	char		buf[128];
+	int			n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_IF_NONE_MATCH);
+	const char *p = buf, *q;
+	int64_t		v;
+
+	if (n <= 0)
+		return 0;
+	while (*p == ' ')
+		p++;
+	if (*p == '*')
+		return -1;
+	if (strncmp(p, "W/", 2) == 0)
+		p += 2;
+	if (*p++ != '"' || !(q = strchr(p, '"')) || parse_int64(p, (size_t) (q - p), &v) < 0)
 		return 0;
 	return v;
 }
@@ -82,9 +139,12 @@ add_cors(struct fanout *f, struct lws *wsi, bool preflight, unsigned char **p, u
 	if ((allow && add_header(wsi, "access-control-allow-origin:", allow, p, end)) ||
 		(f->n_origins && add_header(wsi, "vary:", "Origin", p, end)))
 		return -1;
+	if (!preflight && add_header(wsi, "access-control-expose-headers:", "ETag", p, end))
+		return -1;
+	/* If-None-Match too: a cross-origin short-polling client revalidates with it */
 	if (preflight &&
 		(add_header(wsi, "access-control-allow-methods:", "GET, POST, DELETE", p, end) ||
-		 add_header(wsi, "access-control-allow-headers:", "Authorization, Content-Type", p, end) ||
+		 add_header(wsi, "access-control-allow-headers:", "Authorization, Content-Type, If-None-Match", p, end) ||
 		 add_header(wsi, "access-control-max-age:", "600", p, end)))
 		return -1;
 	return 0;
@@ -95,12 +155,26 @@ write_headers(struct session *s, int status, const char *ctype, size_t len)
 {
 	unsigned char buf[LWS_PRE + 1024];
 	unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+	char		etag[32];
+	char		retry[16];
 
-	if (lws_add_http_common_headers(s->wsi, (unsigned) status, ctype,
-									len == (size_t) -1 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : len,
-									&p, end) ||
+	snprintf(retry, sizeof(retry), "%d", s->retry_after);
+
+	snprintf(etag, sizeof(etag), "\"%lld\"", (long long) s->etag);
+	/* a 304 has no body and says nothing of one: no Content-Length, no type */
+	if ((status == 304 ? lws_add_http_header_status(s->wsi, 304, &p, end) :
+		 lws_add_http_common_headers(s->wsi, (unsigned) status, ctype,
+									 len == (size_t) -1 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : len,
+									 &p, end)) ||
 		add_header(s->wsi, "cache-control:", "no-cache", &p, end) ||
+		(s->etag > 0 && add_header(s->wsi, "etag:", etag, &p, end)) ||
+		(s->kind == SESS_CSV &&
+		 (add_header(s->wsi, "transfer-encoding:", "chunked", &p, end) ||
+		  add_header(s->wsi, "content-disposition:", "attachment; filename=\"ballots.csv\"", &p, end))) ||
 		add_cors(s->f, s->wsi, status == 204, &p, end) ||
+		(status == 429 && s->retry_after > 0 &&
+		 lws_add_http_header_by_name(s->wsi, (const unsigned char *) "retry-after:",
+									 (const unsigned char *) retry, (int) strlen(retry), &p, end)) ||
 		lws_finalize_write_http_header(s->wsi, start, &p, end))
 		return -1;
 	s->headers_sent = true;
@@ -135,39 +209,45 @@ respond_error(struct session *s, int status, const char *code, const char *msg, 
 }
 
 static int
-serve_asset(struct fanout *f, struct session *s, const char *name, const char *ctype)
+serve_asset(struct fanout *f, struct session *s, const struct asset *a)
 {
 	if (f->web_root)
 	{
-		char		path[4096];
-		FILE	   *fp;
-		struct stat st;
-		char	   *body;
+		char	   *body = NULL;
+		size_t		len = 0;
 
-		snprintf(path, sizeof(path), "%s/%s", f->web_root, name);
-		fp = fopen(path, "rb");
-		if (!fp || fstat(fileno(fp), &st) < 0 || st.st_size > 8 * 1024 * 1024)
+		for (int i = 0; i < 2 && a->files[i]; i++)
 		{
-			if (fp)
+			char		path[4096];
+			FILE	   *fp;
+			struct stat st;
+			char	   *nb;
+
+			snprintf(path, sizeof(path), "%s/%s", f->web_root, a->files[i]);
+			fp = fopen(path, "rb");
+			if (!fp || fstat(fileno(fp), &st) < 0 || st.st_size > 8 * 1024 * 1024)
+			{
+				if (fp)
+					fclose(fp);
+				free(body);
+				logmsg("http: cannot read %s: %s", path, strerror(errno));
+				return respond_error(s, 404, "not_found", "no such file", -1);
+			}
+			nb = realloc(body, len + (size_t) st.st_size + 2);
+			if (!nb || fread(nb + len, 1, (size_t) st.st_size, fp) != (size_t) st.st_size)
+			{
+				free(nb ? nb : body);
 				fclose(fp);
-			logmsg("http: cannot read %s: %s", path, strerror(errno));
-			return respond_error(s, 404, "not_found", "no such file", -1);
-		}
-		body = malloc((size_t) st.st_size + 1);
-		if (!body || fread(body, 1, (size_t) st.st_size, fp) != (size_t) st.st_size)
-		{
-			free(body);
+				return respond_error(s, 500, "bad_request", "cannot read file", -1);
+			}
 			fclose(fp);
-			return respond_error(s, 500, "bad_request", "cannot read file", -1);
+			body = nb;
+			len += (size_t) st.st_size;
+			body[len++] = '\n';
 		}
-		fclose(fp);
-		return start_response(s, 200, ctype, body, (size_t) st.st_size, body);
+		return start_response(s, 200, a->ctype, body, len, body);
 	}
-	if (strcmp(name, "index.html") == 0)
-		return start_response(s, 200, ctype, asset_index_html,
-							  (size_t) (asset_index_html_end - asset_index_html), NULL);
-	return start_response(s, 200, ctype, asset_client_js,
-						  (size_t) (asset_client_js_end - asset_client_js), NULL);
+	return start_response(s, 200, a->ctype, a->start, (size_t) (a->end - a->start), NULL);
 }
 
 /* "/polls/42" or "/polls/42/events": 0; not such a path: 1; bad id: -1 */
@@ -195,6 +275,29 @@ parse_poll_path(const char *path, int64_t *id, bool *events)
 	return 0;
 }
 
+/*
+ * GET /polls/ID of a loaded poll: its snapshot with ETag "<version>", or
+ * 304 with no body when the client's If-None-Match names that version.
+ * Rendered in the scratch buffer, then copied into a body of its size.
+ */
+static int
+answer_snapshot(struct fanout *f, struct session *s, const struct poll *p)
+{
+	size_t		n;
+	char	   *body;
+
+	s->kind = SESS_HTTP_STATIC;
+	s->etag = p->version;
+	if (s->if_none_match == -1 || (s->if_none_match > 0 && s->if_none_match == p->version))
+		return start_response(s, 304, NULL, "", 0, NULL);
+	n = render_snapshot_json(p, (char *) f->scratch, SCRATCH_SIZE);
+	body = malloc(n ? n : 1);
+	if (!body)
+		return -1;
+	memcpy(body, f->scratch, n);
+	return start_response(s, 200, "application/json", body, n, body);
+}
+
 /* GET /polls/ID and /polls/ID/events: wait, as a subscription, for the poll */
 static int
 serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id, bool events)
@@ -215,6 +318,12 @@ serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id, boo
 		return respond_error(s, 503, "bad_request", "too many clients", id);
 	}
 	p = poll_find(f, id);
+	if (!events && p && p->state == POLL_READY && p->have_row)
+	{
+		/* cached (someone follows it): the answer is at hand, no subscription needed */
+		s->if_none_match = if_none_match(wsi);
+		return answer_snapshot(f, s, p);
+	}
 	if ((!p || p->state == POLL_LOADING) && !stream_connected(f))
 		return respond_error(s, 503, "bad_request", "postgres is away", id);
 	if (events)
@@ -225,7 +334,10 @@ serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id, boo
 			stream_ignores_input(s);
 	}
 	else
+	{
 		s->kind = SESS_HTTP_SNAPSHOT;
+		s->if_none_match = if_none_match(wsi);
+	}
 	if (!session_subscribe(s, id, events ? last_event_id(wsi) : 0))
 		return -1;
 	return 0;				/* http_writeable() answers once the poll is loaded */
@@ -388,12 +500,25 @@ http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *p
 	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
 		return start_response(s, 204, "text/plain", "", 0, NULL);	/* a CORS preflight */
+	if (voting_is_vote_path(path, &id))	/* /polls/ID/vote, /voters: voting.c */
+		return vote_answer(s, voting_http_request(f, wsi, s, path, id));
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
+	{
+		/* the API's POST endpoints (api.c); their body comes next */
+		r = api_request(f, wsi, s, path, true);
+		if (r == 0 && api_wants_body(s) && request_body_length(wsi) == 0)
+			return api_body_complete(f, s);
+		if (r <= 0)
+			return r;
+		return respond_error(s, 404, "not_found", "no such endpoint", -1);
+	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
-		return respond_error(s, 405, "bad_request", "only GET is served", -1);
-	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)
-		return serve_asset(f, s, "index.html", "text/html; charset=utf-8");
-	if (strcmp(path, "/poll-client.js") == 0)
-		return serve_asset(f, s, "poll-client.js", "application/javascript; charset=utf-8");
+		return respond_error(s, 405, "bad_request", "only GET and POST are served", -1);
+	for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
+		if (strcmp(path, assets[i].path) == 0)
+			return serve_asset(f, s, &assets[i]);
+	if ((r = api_request(f, wsi, s, path, false)) <= 0)
+		return r;				/* series, segments, ballots.csv (api.c) */
 	if (strcmp(path, "/healthz") == 0)
 		return serve_text(s, snap_healthy(f) ? 200 : 503, "text/plain", 512, render_health);
 	if (strcmp(path, "/metrics") == 0)
@@ -422,7 +547,11 @@ http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *p
 static int
 body_completed(struct fanout *f, struct session *s)
 {
-	(void) f;
+	if (api_wants_body(s))
+	{
+		s->body_completed = true;
+		return api_body_complete(f, s);
+	}
 	if (s->body_completed)
 		return -1;
 	s->body_completed = true;
@@ -444,11 +573,30 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 			return http_writeable(f, s);
 		case LWS_CALLBACK_HTTP_BODY:
 			/*
-			 * No endpoint takes a body: it is read and ignored (one over
+			 * A vote (voting.c) and the API's POST endpoints (api.c)
+			 * take a body; others are read and ignored (one over
 			 * MAX_BODY was answered 413 from its Content-Length).
 			 */
+			if (s->vote_body)
+				return voting_http_body(s, in, len);
+			if (api_wants_body(s) && s->reqbody_len + len <= MAX_BODY)
+			{
+				char	   *b = realloc(s->reqbody, s->reqbody_len + len + 1);
+
+				if (!b)
+					return -1;
+				memcpy(b + s->reqbody_len, in, len);
+				s->reqbody = b;
+				s->reqbody_len += len;
+				b[s->reqbody_len] = '\0';
+			}
 			break;
 		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+			if (s->vote_body && !s->body_completed)
+			{
+				s->body_completed = true;
+				return vote_answer(s, voting_http_body_done(s));
+			}
 			return body_completed(f, s);
 		default:
 			break;
@@ -456,12 +604,88 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 	return 0;
 }
 
+/*
+ * GET /polls/ID/ballots.csv: the headers once the COPY has started (or an
+ * error answer), then csv.c writes the rows as the socket takes them; the
+ * connection closes after the last chunk (the response said so).
+ */
+static int
+csv_writeable(struct session *s)
+{
+	int			st;
+
+	if (!s->headers_sent)
+	{
+		st = csv_state(s);
+		if (st == 0)
+			return 0;			/* csv.c wakes us */
+		if (st != 200)
+		{
+			csv_forget_session(s);
+			s->kind = SESS_HTTP_STATIC;
+			return respond_error(s, st, st == 404 ? "not_found" : "unavailable",
+								 st == 404 ? "no such poll" : "the export failed (see the daemon's log)",
+								 -1);
+		}
+		if (write_headers(s, 200, "text/csv; charset=utf-8", (size_t) -1) < 0)
+			return -1;
+		if (lws_get_socket_fd(s->wsi) >= 0)
+			stream_ignores_input(s);	/* pipelined requests: the connection closes after this */
+		lws_callback_on_writable(s->wsi);
+		return 0;
+	}
+	st = csv_write(s);
+	if (st < 0)
+		return -1;
+	if (st == 1 && !lws_partial_buffered(s->wsi))
+		return -1;				/* all sent: close, as the headers said */
+	if (st == 1)
+		lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
+/* voting.c left an answer in s (r = 1), or it comes later (0), or close (-1) */
+static int
+vote_answer(struct session *s, int r)
+{
+	char	   *owned = s->dyn_body;
+
+	if (r <= 0 || !s->vote_answered || s->headers_sent)
+		return r;
+	s->vote_answered = false;
+	s->kind = SESS_HTTP_STATIC;
+	s->dyn_body = NULL;			/* start_response() frees the old one */
+	return start_response(s, s->http_status, "application/json", s->body, s->body_len, owned);
+}
+
 static int
 http_writeable(struct fanout *f, struct session *s)
 {
 	if (!s->f)
 		return 0;
+	if (s->vote_answered && !s->headers_sent)
+		return vote_answer(s, 1);	/* a vote's answer, after its commit */
 	s->want_write = false;
+	if (s->kind == SESS_API)
+	{
+		struct apireq *r = s->req;
+		char	   *body;
+		int			status;
+		size_t		len;
+
+		if (!r || !r->done)
+			return 0;			/* queries.c wakes us */
+		s->req = NULL;
+		body = r->body;
+		r->body = NULL;
+		s->kind = SESS_HTTP_STATIC;
+		status = r->status;
+		len = r->body_len;
+		q_free(r);
+		return start_response(s, status, "application/json", body ? body : "", body ? len : 0, body);
+	}
+	if (s->kind == SESS_CSV)
+		return csv_writeable(s);
 	if ((s->kind == SESS_HTTP_SNAPSHOT || s->kind == SESS_SSE) && !s->headers_sent)
 	{
 		struct subscription *sub = s->n_subs ? s->subs[0] : NULL;
@@ -479,14 +703,11 @@ http_writeable(struct fanout *f, struct session *s)
 		}
 		if (s->kind == SESS_HTTP_SNAPSHOT)
 		{
-			char	   *body = malloc(SCRATCH_SIZE);
-			size_t		n = body ? render_snapshot_json(p, body, SCRATCH_SIZE) : 0;
+			/* answered from p, then let go of it (the last subscription frees it) */
+			int			rc = answer_snapshot(f, s, p);
 
 			sub_remove(f, sub);
-			s->kind = SESS_HTTP_STATIC;
-			if (!body)
-				return -1;
-			return start_response(s, 200, "application/json", body, n, body);
+			return rc;
 		}
 		if (write_headers(s, 200, "text/event-stream", (size_t) -1) < 0)
 			return -1;

@@ -81,6 +81,13 @@ render_kind(const struct poll *p, enum msg_kind k, char *out, size_t cap)
 	return b.overflow ? 0 : b.len;
 }
 
+/* one message of the poll's current state, for webhooks.c */
+size_t
+render_message(const struct poll *p, enum msg_kind k, char *out, size_t cap)
+{
+	return render_kind(p, k, out, cap);
+}
+
 /*
  * The message that brings the subscriber from sent_version to the poll's
  * current version: a snapshot first, then a tally or a status, or a

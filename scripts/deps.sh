@@ -6,11 +6,12 @@ set -euo pipefail
 packages=(
 	make gcc clang libc6-dev pkg-config procps curl openssl iproute2
 	postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev
-	libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libjwt-dev libssl-dev
+	libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libjwt-dev libssl-dev libcurl4-openssl-dev
 	libipc-run-perl
 	chromium
 	gnuplot-nox
 	haproxy
+	wrk
 	# make deb, and test/integration/debian_packages.sh (lintian, systemd-analyze, the META.json schema)
 	debhelper postgresql-server-dev-all dpkg-dev lintian systemd adduser python3-jsonschema
 )

@@ -3,8 +3,10 @@
 #
 #   start: builds and installs the extension and poll-fanout, starts a private
 #          PostgreSQL 15 cluster under .run/ (or uses PGCONNINFO), creates the
-#          extension and a demo poll, starts poll-fanout on 127.0.0.1:8080, and
-#          prints how to watch and vote.
+#          extension and a demo poll, starts poll-fanout on 127.0.0.1:8080 with
+#          anonymous votes (voter tokens signed with .run/voter-secret, made once,
+#          mode 0600, so identities survive restarts), and prints how to watch
+#          and vote.
 #   stop:  stops what start started (by pid), nothing else.
 set -euo pipefail
 
@@ -28,6 +30,16 @@ stop() {
 		scripts/cluster.sh stop "$run/pg"
 		echo "PostgreSQL stopped"
 	fi
+}
+
+# the secret that signs anonymous voter tokens: made once, readable by its
+# owner only, kept across runs so that a browser keeps its voter identity
+voter_secret() {
+	local f="$run/voter-secret"
+	if [ ! -s "$f" ]; then
+		(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f.tmp" && mv "$f.tmp" "$f")
+	fi
+	chmod 600 "$f"
 }
 
 start() {
@@ -68,19 +80,30 @@ start() {
 							 ARRAY['Red', 'Blue', 'Green', 'Yellow'], metadata => '{\"demo\": true}'))")
 
 	if command -v poll-fanout >/dev/null 2>&1; then
+		voter_secret
 		if [ -f "$run/fanout.pid" ] && kill -0 "$(cat "$run/fanout.pid")" 2>/dev/null; then
 			echo "poll-fanout is already running (pid $(cat "$run/fanout.pid"))"
 		else
-			nohup poll-fanout --db "$fanout_db" --listen "$listen" >"$run/fanout.log" 2>&1 &
+			nohup poll-fanout --db "$fanout_db" --listen "$listen" \
+				--anonymous-votes --voter-secret-file "$run/voter-secret" >"$run/fanout.log" 2>&1 &
 			echo $! >"$run/fanout.pid"
 			for _ in $(seq 1 50); do
 				curl -fs "http://$listen/healthz" >/dev/null 2>&1 && break
 				sleep 0.1
 			done
+			if ! kill -0 "$(cat "$run/fanout.pid")" 2>/dev/null; then
+				rm -f "$run/fanout.pid"
+				echo "poll-fanout did not start; its log (.run/fanout.log) says:" >&2
+				tail -n 5 "$run/fanout.log" >&2
+				exit 1
+			fi
 			echo "poll-fanout is running on http://$listen (pid $(cat "$run/fanout.pid"), log .run/fanout.log)"
 		fi
 		echo
-		echo "  demo page:    http://$listen/?poll=$poll"
+		echo "  demo page:    http://$listen/?poll=$poll   (vote there: anonymous votes are on)"
+		if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$listen/dashboard?poll=$poll")" = 200 ]; then
+			echo "  dashboard:    http://$listen/dashboard?poll=$poll"
+		fi
 	else
 		echo "poll-fanout is not built yet: results are in SQL only"
 	fi

@@ -9,7 +9,7 @@
 const { execFileSync, spawn } = require("child_process");
 const fs = require("fs");
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium");
 
 const [base, pollArg, outdir] = process.argv.slice(2);
 const poll = Number(pollArg);
@@ -36,16 +36,7 @@ async function expectVotes(page, option, want, what) {
 }
 
 async function main() {
-  const userDataDir = fs.mkdtempSync(path.join(outdir, "chromium-profile-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 390, height: 844 },
-    deviceScaleFactor: 2,
-    isMobile: true,
-  });
+  const { context, close } = await launch(outdir, { deviceScaleFactor: 2, isMobile: true });
   const errors = [];
   try {
     for (const transport of ["websocket", "sse", "polling"]) {
@@ -97,8 +88,7 @@ async function main() {
     if (errors.length) throw new Error("page errors: " + errors.join("; "));
   } finally {
     if (restarted) restarted.kill("SIGTERM");
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
 }
 

@@ -62,9 +62,12 @@ trap cleanup EXIT
 
 need_node() {
 	command -v node >/dev/null || fail "node is not installed"
-	if [ ! -d "$FANOUT_TESTS/node_modules/ws" ]; then
+	# npm ci again when package-lock.json changed since the last install
+	if [ ! -d "$FANOUT_TESTS/node_modules/ws" ] ||
+		! cmp -s "$FANOUT_TESTS/package-lock.json" "$FANOUT_TESTS/node_modules/.lock-installed"; then
 		(cd "$FANOUT_TESTS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
 			fail "npm ci in test/fanout failed"
+		cp "$FANOUT_TESTS/package-lock.json" "$FANOUT_TESTS/node_modules/.lock-installed"
 	fi
 }
 
@@ -114,6 +117,16 @@ wait_healthy() {
 		sleep 0.1
 	done
 	fail "/healthz did not become 200 within ${1:-15} s"
+}
+
+# wait_votes_ready [seconds]: both vote connections of the daemon are up
+wait_votes_ready() {
+	local n=$(( ${1:-15} * 10 ))
+	for _ in $(seq 1 $n); do
+		[ "$(metric poll_fanout_vote_connections)" = 2 ] && return 0
+		sleep 0.1
+	done
+	fail "the vote connections did not come up within ${1:-15} s"
 }
 
 metric() {

@@ -3,7 +3,8 @@
 # deploy/poll_fanout_role.sql (LOGIN REPLICATION, poll_reader, poll_voter,
 # SELECT on poll.poll, poll.option and poll.tally), not as a superuser:
 # both its connections use it, snapshots, the stream and subscriptions over
-# WebSocket and SSE work, and clients converge to poll.results.  The role
+# WebSocket and SSE work, clients converge to poll.results, and votes
+# through the daemon are committed and looked up.  The role
 # is no superuser, holds exactly those table privileges, cannot read
 # poll.ballot or poll.ballots, write any table or become poll_admin.
 . "$(dirname "$0")/../fanout/lib.sh"
@@ -54,8 +55,10 @@ out=$(as_fanout "SELECT string_agg(result, ',' ORDER BY ord)
 # ---- the daemon as poll_fanout ----
 p1=$(new_poll 'Least privilege' A B C)
 p2=$(new_poll 'Least privilege too' X Y)
-start_daemon --db "user=poll_fanout"
+printf 'lp-voters-%s\n' "$(date +%s%N)" >"$WORK/voters"
+start_daemon --db "user=poll_fanout" --anonymous-votes --voter-secret-file "$WORK/voters"
 wait_healthy
+wait_votes_ready
 users=$(psql_q -c "SELECT string_agg(DISTINCT usename || ':' || backend_type, ' ')
                    FROM pg_stat_activity WHERE application_name = 'poll-fanout'")
 [ "$users" = "poll_fanout:client backend poll_fanout:walsender" ] ||
@@ -78,6 +81,13 @@ wait_client_matches ws "$p1,$p2" 15
 wait_client_matches sse "$p1,$p2" 15
 client_clean ws
 client_clean sse
+# votes through the daemon as poll_fanout: group commit and the ballot lookup
+tok=$(curl -s -X POST "$(BASE)/voters" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+[ -n "$tok" ] || fail "POST /voters as poll_fanout"
+got=$(curl -s -X POST -H "Authorization: Bearer $tok" -d '{"option":2}' "$(BASE)/polls/$p1/vote")
+[[ "$got" == *'"type":"voted"'*'"result":"cast"'* ]] || fail "a vote through the daemon as poll_fanout: $got"
+got=$(curl -s -H "Authorization: Bearer $tok" "$(BASE)/polls/$p1/vote")
+[ "$got" = "{\"type\":\"ballot\",\"poll\":$p1,\"options\":[2]}" ] || fail "the ballot through the daemon as poll_fanout: $got"
 grep -iE 'permission denied|must be superuser' "$DAEMON_LOG" && fail "the daemon logged a privilege error"
 echo "ok: poll-fanout serves snapshots, the stream and subscriptions as poll_fanout"
 

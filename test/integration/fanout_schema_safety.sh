@@ -11,7 +11,7 @@ drop_evil() {
 	           DROP FUNCTION IF EXISTS public.fanout_evil(text[], text)" >/dev/null 2>&1 || true
 }
 # the aggregate must not outlive this test, whatever happens
-trap 'rc=$?; drop_evil; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; drop_evil; (exit $rc); cleanup' EXIT
 drop_evil
 poll=$(new_poll 'Schema' Red Blue)
 psql_q -c "CREATE FUNCTION public.fanout_evil(text[], text) RETURNS text[] LANGUAGE sql

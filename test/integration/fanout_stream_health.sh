@@ -35,7 +35,7 @@ walsender() {
 ws=$(walsender)
 [ -n "$ws" ] || fail "no walsender for the daemon's slot"
 kill -STOP "$ws"
-trap 'kill -CONT '"$ws"' 2>/dev/null; cleanup' EXIT
+trap 'rc=$?; set +e; kill -CONT '"$ws"' 2>/dev/null; (exit $rc); cleanup' EXIT
 t0=$(date +%s)
 for _ in $(seq 1 450); do
 	[ "$(http_code "$(BASE)/healthz")" = 503 ] && break

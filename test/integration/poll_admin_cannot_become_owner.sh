@@ -62,10 +62,14 @@ bad=$(q "SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class c JOIN pg_
 [ -z "$bad" ] || fail "poll_admin may set the sequences $bad"
 
 # ---- poll_admin: everything the SPEC gives it ----
+# (but webhooks' secrets: "never the secret", so poll.webhook_secret is the
+# owner's alone, and poll_admin must not read it)
 bad=$(q "SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = 'poll' AND c.relkind IN ('r', 'p', 'v') AND NOT has_table_privilege('t_priv_admin', c.oid, 'SELECT')")
+          WHERE n.nspname = 'poll' AND c.relkind IN ('r', 'p', 'v') AND c.relname <> 'webhook_secret'
+            AND NOT has_table_privilege('t_priv_admin', c.oid, 'SELECT')")
 [ -z "$bad" ] || fail "poll_admin cannot read $bad"
-for v in $(q "SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'poll' AND c.relkind IN ('r', 'v')"); do
+as t_priv_admin 42501 "reading the webhooks' secrets" "SELECT count(*) FROM poll.webhook_secret"
+for v in $(q "SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'poll' AND c.relkind IN ('r', 'v') AND c.relname <> 'webhook_secret'"); do
 	as t_priv_admin ok "SELECT FROM $v" "SELECT count(*) FROM $v"
 done
 interface="'create_poll', 'close_poll', 'cast_vote', 'cast_votes', 'retract_vote', 'fold', 'ballot_of', 'series', 'add_webhook', 'remove_webhook'"

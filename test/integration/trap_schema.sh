@@ -33,7 +33,7 @@ finish() {
 	"$POLL_ROOT/scripts/cluster.sh" stop "$CLUSTER" >/dev/null 2>&1 || true
 	return $rc
 }
-trap 'finish; cleanup' EXIT
+trap 'rc=$?; set +e; finish; (exit $rc); cleanup' EXIT
 
 # sql ROLE SQL: a session that cannot reach the traps (set-up and checks)
 sql() {
@@ -314,6 +314,12 @@ PIDS+=($!)
 until_ok 10 grep -q '"type":"snapshot"' "$WORK/sse.out" || fail "no snapshot on the SSE stream"
 v "SELECT poll.cast_vote($multi, 'sse1', ARRAY[1, 2])" >/dev/null
 until_ok 10 grep -q '"type":"tally"' "$WORK/sse.out" || fail "no tally on the SSE stream after a vote"
+# --webhooks: a tally for webhook $w (to a closed port): what is due, begun, retried
+if [ -n "${w:-}" ] && grep -q -- --webhooks <<<"$usage"; then
+	v "SELECT poll.cast_vote($single, 'hook1', 3)" >/dev/null
+	twait 15 "SELECT coalesce(max(attempts), 0) > 0 FROM poll.webhook_delivery WHERE webhook_id = $w" ||
+		fail "poll-fanout --webhooks made no attempt for webhook $w"
+fi
 # the HTTP API, where this version of the daemon has it
 api() {	# api METHOD PATH [BODY]: the status, noted unless 2xx
 	local c
@@ -325,11 +331,22 @@ api POST "/polls/$single/vote" '{"option":2}'
 api GET "/polls/$single/vote"
 api POST "/polls/$multi/vote" '{"options":[1,3]}'
 api DELETE "/polls/$multi/vote"
-api GET "/polls/$single/series?width=5m"
-api GET "/polls/$single/segments"
-api GET "/polls/$single/ballots.csv"
-api POST /polls '{"title":"from the daemon","options":["x","y"]}'
-api POST "/polls/$soon/close"
+# the API's own statements (api.c, queries.c, csv.c): each must succeed here
+api_ok() {	# api_ok METHOD PATH [BODY]: a 2xx, or the test fails
+	local c
+	c=$(curl -s -o "$WORK/api.out" -w '%{http_code}' -X "$1" "${auth[@]}" -H 'Content-Type: application/json' \
+		${3:+--data "$3"} "$(BASE)$2")
+	case "$c" in 2??) ;; *) fail "$1 $2: HTTP $c $(head -c 300 "$WORK/api.out")" ;; esac
+}
+for w in 1m 5m 1h 1d; do api_ok GET "/polls/$single/series?width=$w"; done
+api_ok GET "/polls/$single/series?width=1m&since=$(date -u -d '-30 minutes' +%Y-%m-%dT%H:%M:%SZ)&until=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+api_ok GET "/polls/$single/segments"
+api_ok GET "/polls/$single/ballots.csv"
+grep -q '^voter,options,segment,cast_at' "$WORK/api.out" || fail "ballots.csv: $(head -c 200 "$WORK/api.out")"
+api_ok POST /polls '{"title":"from the daemon","options":["x","y"],"kind":"multi","max_choices":2,"opens_at":"2020-01-01T00:00:00Z","closes_at":"2099-01-01T00:00:00Z","allow_change":true,"metadata":{"k":1}}'
+api_ok POST "/polls/$soon/close"
+api_ok GET "/dashboard"
+api_ok GET "/poll-widget.js"
 echo "ok: poll-fanout served a snapshot and a live tally ($(grep -c '^data:' "$WORK/sse.out") SSE messages)"
 
 # ---- every function of schema poll ran, and none has a mutable search_path ----
