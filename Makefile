@@ -5,7 +5,7 @@
 #   make test       every suite, from scratch  make bench     benchmarks -> bench/RESULTS.md
 
 MODULE_big = poll
-OBJS = src/poll.o src/cache.o src/segment.o src/vote.o src/launcher.o src/worker.o
+OBJS = src/poll.o src/cache.o src/segment.o src/vote.o src/batch.o src/launcher.o src/worker.o
 EXTENSION = poll
 DATA = poll--1.0.sql poll--1.1.sql poll--1.0--1.1.sql
 PGFILEDESC = "poll - live polls inside PostgreSQL"
@@ -23,6 +23,12 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# a VPATH build (pg_buildext's build-15/ for make deb) writes the objects
+# under src/ there, which must exist
+ifdef VPATH
+$(shell mkdir -p src)
+endif
 
 # every object reads the shared declarations: a change of src/poll.h (the
 # layout of the shared state, say) must rebuild them all
@@ -47,3 +53,9 @@ test: deps
 
 bench: deps
 	@QUICK=$(QUICK) bench/run.sh
+
+# Debian packages (debian/, pg_buildext): postgresql-15-poll and poll-fanout
+# in build/deb/
+.PHONY: deb
+deb:
+	@scripts/build_deb.sh

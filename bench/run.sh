@@ -6,6 +6,7 @@
 #   make bench            full run (about 15 minutes)
 #   make bench QUICK=1    short rounds and 1 million stored ballots (under 3 minutes)
 #   POLL_BENCH_PUSH=0     leaves out the push and capacity benchmarks (bench/push.sh)
+#   POLL_BENCH_WEBHOOKS=0 leaves out the webhooks benchmark (bench/webhooks.sh)
 #
 # Our path and its baseline alternate round by round, so that the noise of a shared
 # machine falls on both; the ratio is the median of the per-round ratios.
@@ -185,6 +186,12 @@ if [ -x bench/push.sh ] && [ "${POLL_BENCH_PUSH:-1}" = 1 ]; then
 	push_rows=$(QUICK=$QUICK bench/push.sh "$out/push" || echo "| push benchmark | failed: see bench/out/push | | | | no |")
 fi
 
+# ---- 6. webhooks (bench/webhooks.sh: 100 webhooks, closed latency, CPU with and without) ----
+webhook_rows=""
+if [ -x bench/webhooks.sh ] && [ "${POLL_BENCH_WEBHOOKS:-1}" = 1 ]; then
+	webhook_rows=$(QUICK=$QUICK bench/webhooks.sh "$out/webhooks" || echo "| webhooks benchmark | failed: see bench/out/webhooks | | | | no |")
+fi
+
 # ---- report ----
 pct() { awk -v p="$2" '{a[NR] = $1} END {i = int(NR * p / 100); if (i < 1) i = 1; printf "%.2f", a[i]}' "$1"; }
 median() { sort -n | awk -v f="$1" '{a[NR] = $1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf f, m}'; }
@@ -229,6 +236,7 @@ f10_50=$(pct "$out/fresh_10000.ms" 50); f10_99=$(pct "$out/fresh_10000.ms" 99)
 		echo
 		echo "Not measured: push and capacity (bench/push.sh was left out)."
 	fi
+	[ -z "$webhook_rows" ] || echo "$webhook_rows"
 	echo
 	echo "Observations, from the figures above:"
 	echo "- Two targets of earlier versions are retired (issue 9), not missed. \"4× the naive counter row\": on this machine that row"

@@ -17,8 +17,70 @@ static int	b64url_decode(const char *in, size_t len, unsigned char *out, size_t 
 						  size_t *outlen);
 static json_t *decode_json_part(const char *in, size_t len);
 static int	numeric_date(const json_t *v, int64_t *out);
+static int	id_list(const json_t *v, bool *all, int *n, int64_t **ids);
+static int	claim_text(const json_t *claims, const char *name, size_t max, char **out);
 
 #define NUMERIC_DATE_MAX	INT64_C(253402300799)	/* 9999-12-31T23:59:59Z */
+
+size_t
+utf8_chars(const char *s)
+{
+	size_t		n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char) *s & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+/* "*" (all) or an array of at most GRANT_MAX_POLLS positive ids */
+static int
+id_list(const json_t *v, bool *all, int *n, int64_t **ids)
+{
+	size_t		i;
+	json_t	   *e;
+
+	if (json_is_string(v) && strcmp(json_string_value(v), "*") == 0)
+	{
+		*all = true;
+		return 0;
+	}
+	if (!json_is_array(v) || json_array_size(v) > GRANT_MAX_POLLS)
+		return -1;
+	*ids = calloc(json_array_size(v) + 1, sizeof(int64_t));
+	if (!*ids)
+		return -1;
+	json_array_foreach(v, i, e)
+	{
+		if (!json_is_integer(e) || json_integer_value(e) <= 0)
+			return -1;			/* grant_free() frees *ids */
+		(*ids)[(*n)++] = json_integer_value(e);
+	}
+	return 0;
+}
+
+/*
+ * An optional text claim: absent (NULL), or a string of 1 to max UTF-8
+ * characters without NUL (Postgres text holds none).
+ */
+static int
+claim_text(const json_t *claims, const char *name, size_t max, char **out)
+{
+	const json_t *v = json_object_get(claims, name);
+	const char *s;
+	size_t		chars;
+
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return -1;
+	s = json_string_value(v);
+	chars = utf8_chars(s);
+	if (json_string_length(v) != strlen(s) || chars < 1 || chars > max)
+		return -1;
+	*out = strdup(s);
+	return *out ? 0 : -1;
+}
 
 static int
 b64url_value(char c)
@@ -111,7 +173,7 @@ jwt_verify(const unsigned char *secret, size_t secret_len, const char *token,
 		   int64_t now, struct grant *g, const char **why)
 {
 	const char *dot1, *dot2;
-	json_t	   *hdr = NULL, *claims = NULL, *alg, *nbf, *polls;
+	json_t	   *hdr = NULL, *claims = NULL, *alg, *nbf, *polls, *vote;
 	int64_t		nbf_at = 0;
 	unsigned char sig[64], mac[EVP_MAX_MD_SIZE];
 	size_t		sig_len;
@@ -179,33 +241,30 @@ jwt_verify(const unsigned char *secret, size_t secret_len, const char *token,
 		goto out;
 	}
 	polls = json_object_get(claims, "polls");
-	if (json_is_string(polls) && strcmp(json_string_value(polls), "*") == 0)
-		g->all = true;
-	else if (json_is_array(polls) && json_array_size(polls) <= GRANT_MAX_POLLS)
+	vote = json_object_get(claims, "vote");
+	if ((polls || !vote) && id_list(polls, &g->all, &g->n_polls, &g->polls) < 0)
 	{
-		size_t		i;
-		json_t	   *v;
-
-		g->polls = calloc(json_array_size(polls) + 1, sizeof(int64_t));
-		if (!g->polls)
-		{
-			*why = "out of memory";
-			goto out;
-		}
-		json_array_foreach(polls, i, v)
-		{
-			if (!json_is_integer(v) || json_integer_value(v) <= 0)
-			{
-				*why = "token claim polls must hold positive poll ids";
-				grant_free(g);
-				goto out;
-			}
-			g->polls[g->n_polls++] = json_integer_value(v);
-		}
+		*why = "token claim polls must be an array of positive poll ids or \"*\"";
+		grant_free(g);
+		goto out;
 	}
-	else
+	if (vote && id_list(vote, &g->vote_all, &g->n_vote, &g->vote) < 0)
 	{
-		*why = "token claim polls must be an array of poll ids or \"*\"";
+		*why = "token claim vote must be an array of positive poll ids or \"*\"";
+		grant_free(g);
+		goto out;
+	}
+	if (claim_text(claims, "sub", SUB_MAX_CHARS, &g->sub) < 0 ||
+		claim_text(claims, "seg", SEG_MAX_CHARS, &g->seg) < 0)
+	{
+		*why = "token claim sub (1 to 256 characters) or seg (1 to 64) is malformed";
+		grant_free(g);
+		goto out;
+	}
+	if (vote && !g->sub)
+	{
+		*why = "token claim vote needs sub, the voter";
+		grant_free(g);
 		goto out;
 	}
 	g->present = true;
@@ -214,6 +273,115 @@ out:
 	json_decref(hdr);
 	json_decref(claims);
 	return rc;
+}
+
+bool
+grant_allows_vote(const struct grant *g, int64_t poll, int64_t now)
+{
+	if (!g->present || !g->sub || g->exp <= now)
+		return false;
+	if (g->vote_all)
+		return true;
+	for (int i = 0; i < g->n_vote; i++)
+		if (g->vote[i] == poll)
+			return true;
+	return false;
+}
+
+int
+token_verify(const struct keys *k, const char *token, int64_t now, struct grant *g,
+			 const char **why)
+{
+	const char *why_jwt = NULL;
+
+	if (k->jwt_len > 0)
+	{
+		if (jwt_verify(k->jwt, k->jwt_len, token, now, g, why) == 0)
+			return 0;
+		why_jwt = *why;
+		if (k->voter_len == 0 || strcmp(*why, "token signature does not match") != 0)
+			return -1;
+	}
+	if (k->voter_len == 0)
+	{
+		memset(g, 0, sizeof(*g));
+		*why = "no token is taken here";
+		return -1;
+	}
+	if (jwt_verify(k->voter, k->voter_len, token, now, g, why) < 0)
+	{
+		if (why_jwt && strcmp(*why, "token signature does not match") == 0)
+			*why = why_jwt;
+		return -1;
+	}
+	/* the voter secret grants votes, never reads */
+	free(g->polls);
+	g->polls = NULL;
+	g->n_polls = 0;
+	g->all = false;
+	g->voter_token = true;
+	if (!g->sub)
+	{
+		grant_free(g);
+		*why = "a voter token must carry sub";
+		return -1;
+	}
+	return 0;
+}
+
+/* base64url without padding */
+static size_t
+b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t		n = 0;
+
+	if ((len + 2) / 3 * 4 + 1 > cap)
+		return 0;
+	for (size_t i = 0; i < len; i += 3)
+	{
+		uint32_t	v = (uint32_t) in[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t) in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		out[n++] = tab[(v >> 18) & 63];
+		out[n++] = tab[(v >> 12) & 63];
+		if (i + 1 < len)
+			out[n++] = tab[(v >> 6) & 63];
+		if (i + 2 < len)
+			out[n++] = tab[v & 63];
+	}
+	out[n] = '\0';
+	return n;
+}
+
+size_t
+jwt_sign(const unsigned char *secret, size_t secret_len, const char *claims, char *out,
+		 size_t cap)
+{
+	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	size_t		n, m;
+
+	n = b64url_encode((const unsigned char *) header, sizeof(header) - 1, out, cap);
+	if (n == 0 || n + 2 >= cap)
+		return 0;
+	out[n++] = '.';
+	m = b64url_encode((const unsigned char *) claims, strlen(claims), out + n, cap - n);
+	if (m == 0 || n + m + 2 >= cap)
+		return 0;
+	n += m;
+	if (!HMAC(EVP_sha256(), secret, (int) secret_len, (const unsigned char *) out, n, mac,
+			  &mac_len) || mac_len != 32)
+		return 0;
+	out[n++] = '.';
+	m = b64url_encode(mac, 32, out + n, cap - n);
+	if (m == 0)
+		return 0;
+	return n + m;
 }
 
 bool
@@ -233,5 +401,8 @@ void
 grant_free(struct grant *g)
 {
 	free(g->polls);
+	free(g->vote);
+	free(g->sub);
+	free(g->seg);
 	memset(g, 0, sizeof(*g));
 }

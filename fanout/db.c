@@ -6,8 +6,10 @@
  * failure both dropped and retried with backoff (250 ms doubling to 10 s).
  * What runs on them is the business of the layers above (stream.c on the
  * replication connection, snapshots.c on the query connection), which set
- * each connection's callbacks: on_ready, on_readable, on_down.  Calls only
- * loop.c.
+ * each connection's callbacks: on_ready, on_readable, on_down.  The vote
+ * connections (votes.c) are opened the same way but are connections of
+ * their own (on_fail set): each fails, times out and is retried alone, by
+ * votes.c.  Calls only loop.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,8 @@
 #define SAFE_SEARCH_PATH	"-c search_path=pg_catalog,pg_temp"
 
 static const char *conn_options(struct fanout *f, char *buf, size_t cap);
-static PGconn *connect_start(struct fanout *f, bool replication);
+static PGconn *connect_start(struct fanout *f, struct pgc *c);
+static void pgc_failed(struct fanout *f, struct pgc *c, const char *what);
 static void pgc_watch(struct pgc *c, int events);
 
 static void pgc_io(struct ev_loop *loop, ev_io *w, int revents);
@@ -61,8 +64,9 @@ conn_options(struct fanout *f, char *buf, size_t cap)
  * only the blocking calls honour).
  */
 static PGconn *
-connect_start(struct fanout *f, bool replication)
+connect_start(struct fanout *f, struct pgc *c)
 {
+	bool		replication = c->replication;
 	const char *keys[8];
 	const char *vals[8];
 	char		options[1024];
@@ -90,8 +94,14 @@ connect_start(struct fanout *f, bool replication)
 	conn = PQconnectStartParams(keys, vals, 1);
 	if (!conn || PQstatus(conn) == CONNECTION_BAD || PQsetnonblocking(conn, 1) != 0)
 	{
-		db_fail(f, replication ? "replication connection" : "query connection", conn);
+		char		reason[300];
+
+		if (!c->on_fail)
+			db_fail(f, c->what, conn);
+		db_reason(conn, reason, sizeof(reason));
 		PQfinish(conn);
+		if (c->on_fail)
+			c->on_fail(f, c, reason);
 		return NULL;
 	}
 	return conn;
@@ -138,6 +148,25 @@ db_close(struct pgc *c)
 	c->connecting = false;
 }
 
+/*
+ * A failure of c: a connection of its own (on_fail set, votes.c) closes
+ * alone; the replication and query connections go down together.
+ */
+static void
+pgc_failed(struct fanout *f, struct pgc *c, const char *what)
+{
+	char		reason[300];
+
+	if (!c->on_fail)
+	{
+		db_fail(f, what, c->conn);
+		return;
+	}
+	db_reason(c->conn, reason, sizeof(reason));
+	db_close(c);
+	c->on_fail(f, c, reason);
+}
+
 static void
 pgc_io(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -163,13 +192,13 @@ pgc_io(struct ev_loop *loop, ev_io *w, int revents)
 				c->on_ready(f);
 				return;
 			default:
-				db_fail(f, c->what, c->conn);
+				pgc_failed(f, c, c->what);
 				return;
 		}
 	}
 	if ((revents & EV_WRITE) && db_flush(c) < 0)
 	{
-		db_fail(f, c->what, c->conn);
+		pgc_failed(f, c, c->what);
 		return;
 	}
 	if (revents & EV_READ)
@@ -182,12 +211,13 @@ db_open(struct fanout *f, struct pgc *c)
 {
 	c->fd = -1;
 	c->events = 0;
-	c->conn = connect_start(f, c->replication);
+	c->conn = connect_start(f, c);
 	if (!c->conn)
 		return false;
 	c->connecting = true;
 	pgc_watch(c, EV_WRITE);
-	timer_start(&f->db.connect_timer, CONNECT_TIMEOUT_US);
+	if (!c->on_fail)			/* one of its own keeps its own time */
+		timer_start(&f->db.connect_timer, CONNECT_TIMEOUT_US);
 	return true;
 }
 
@@ -202,15 +232,14 @@ connect_timeout_cb(struct fanout *f)
  * Records why (in the log only: /healthz never shows it), drops both
  * connections, schedules a reconnection.
  */
+/* libpq's multi-line error message, on one log line */
 void
-db_fail(struct fanout *f, const char *what, PGconn *conn)
+db_reason(PGconn *conn, char *reason, size_t cap)
 {
-	char		reason[300];
 	const char *msg = conn ? PQerrorMessage(conn) : "";
 	char	   *w = reason;
 
-	/* libpq's multi-line messages, on one log line */
-	snprintf(reason, sizeof(reason), "%s", msg && *msg ? msg : "connection lost");
+	snprintf(reason, cap, "%s", msg && *msg ? msg : "connection lost");
 	for (char *c = reason; *c; c++)
 	{
 		char		ch = (*c == '\n' || *c == '\t' || *c == '\r') ? ' ' : *c;
@@ -222,6 +251,14 @@ db_fail(struct fanout *f, const char *what, PGconn *conn)
 	while (w > reason && w[-1] == ' ')
 		w--;
 	*w = '\0';
+}
+
+void
+db_fail(struct fanout *f, const char *what, PGconn *conn)
+{
+	char		reason[300];
+
+	db_reason(conn, reason, sizeof(reason));
 	db_stop(f);
 	if (!f->stopping)
 	{
@@ -244,6 +281,16 @@ retry_cb(struct fanout *f)
 {
 	f->m.reconnects++;
 	db_start(f);
+}
+
+/* a connection of another layer's (votes.c), opened with db_open() */
+void
+db_pgc_init(struct fanout *f, struct pgc *c, const char *what)
+{
+	c->f = f;
+	c->fd = -1;
+	c->what = what;
+	ev_init(&c->io, pgc_io);
 }
 
 /* before anything connects; the layers above set each connection's callbacks */

@@ -8,25 +8,38 @@
  *
  *   7 main.c        flags, the lws context, routing of lws callbacks, the
  *                   loop's start, flush hook, signals and stop
- *   6 http.c        HTTP routing (snapshots, SSE, health, metrics, CORS)
+ *   6 http.c        HTTP routing (snapshots, SSE, health, metrics, CORS;
+ *                   writes the answers voting.c leaves for /polls/ID/vote)
  *     ws.c          the WebSocket protocol: handshake, client messages, limits
  *     wsguard.c     RFC 6455 frame checks on client bytes (recv/SSL_read)
  *     metrics.c     the Prometheus text (reads every layer's counters)
- *   5 sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
+ *   5 voting.c      votes from clients: who (the token), where, the rates,
+ *                   vote/retract messages, /polls/ID/vote, POST /voters,
+ *                   the voted or error answers
+ *     sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
+ *     webhooks.c    --webhooks: due deliveries, libcurl multi on our loop, the
+ *                   leader lock, delivery state on a connection of its own
  *   4 writer.c      the ready list, the throttle wheel, framing, the writes
  *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
  *   2 snapshots.c   snapshot queries: fair ring, batches, resync
  *     stream.c      the replication stream: slot, decoder, status, shutdown
+ *     votes.c       the bounded vote queue, group commit on the vote
+ *                   connections (poll.cast_vote_batch), each vote's outcome
  *   1 polls.c       the poll cache, subscriptions, the negative cache
- *   0 db.c          the two libpq connections: non-blocking connect, backoff
+ *   0 db.c          the libpq connections: non-blocking connect, backoff
  *     loop.c        time, the log, our timers
- *     protocol.c, pgoutput.c, auth.c: pure (client JSON and the JSON writer,
- *                   the pgoutput decoder, HS256 tokens), no fanout.h
+ *     protocol.c, pgoutput.c, auth.c, ratelimit.c: pure (client JSON and
+ *                   the JSON writer, the pgoutput decoder, HS256 tokens and
+ *                   voter tokens, token buckets), no fanout.h
  *
  * Callbacks up: f->sub_dirty (polls.c -> writer.c, set by writer_start);
+ * f->on_tally_row (stream.c -> webhooks.c, set by webhooks_start);
  * each struct pgc's on_ready, on_readable, on_down (db.c -> stream.c for
  * the replication connection, -> snapshots.c for the query connection,
- * set by stream_init and snap_init).  lws calls main.c and wsguard.c.
+ * set by stream_init and snap_init; -> votes.c for the vote connections,
+ * and -> webhooks.c for its own, with on_fail, set by votes_init and
+ * webhooks_start); each struct vote's done (votes.c ->
+ * voting.c, set when the vote is made).  lws calls main.c and wsguard.c.
  *
  * Ownership and lifetimes:
  *   struct fanout        owns everything; one per process, reached from any
@@ -47,7 +60,20 @@
  *                        wheel, the sweep list and the snapshots' ring; it is
  *                        idempotent (a detached session is all zero).  While
  *                        attached, each of those points to it.
- *   struct pgc           one libpq connection; db.c opens and closes both.
+ *   struct pgc           one libpq connection; db.c opens and closes them
+ *                        (a layer's own, votes.c's and webhooks.c's, with
+ *                        its on_fail).
+ *   struct vote          one vote, retraction or ballot lookup: votes.c's
+ *                        from votes_submit() until its done callback has
+ *                        run (after the commit, or a refusal); on its
+ *                        session's list (s->votes) while that lives:
+ *                        session_detach() frees the queued ones and
+ *                        unlinks those in a batch (v->s NULL: answered to
+ *                        no one).  Never acknowledged before its commit.
+ *   struct webhooks      webhooks.c's, reached as f->wh: its connection, its
+ *                        jobs (one per webhook, poll and event while pending;
+ *                        the database holds what was delivered) and libcurl's
+ *                        handles; dropped whole when its connection fails.
  *   struct timer         one of our timers on the loop (loop.c).
  */
 #ifndef FANOUT_H
@@ -64,6 +90,7 @@
 #include "auth.h"
 #include "pgoutput.h"
 #include "protocol.h"
+#include "ratelimit.h"
 
 #define MAX_OPTIONS			64
 #define MAX_SUBSCRIPTIONS	64
@@ -77,6 +104,11 @@
 #define OUTQ_MAX			128		/* pongs and errors waiting for a write; > RATE_BURST */
 #define SCRATCH_SIZE		(256 * 1024)
 #define RX_BUFFER_SIZE		1024	/* lws per-connection rx buffer; bigger frames come in pieces */
+
+#define VOTE_CONNS			2		/* vote connections, one batch in flight on each */
+#define VOTE_BATCH_MAX		1000	/* votes in one transaction */
+#define VOTE_QUEUE_MAX		20000	/* --vote-queue's default: votes waiting for a batch */
+#define BALLOT_TEXT_MAX		(BALLOT_MAX * 3 + 3)
 
 enum poll_state { POLL_LOADING, POLL_READY, POLL_NOT_FOUND };
 enum poll_status { STATUS_SCHEDULED, STATUS_OPEN, STATUS_CLOSED };
@@ -218,6 +250,17 @@ struct session {
 	double			tokens;			/* rate limit bucket */
 	int64_t			tokens_at_us;
 
+	/* votes (votes.c, voting.c) */
+	lws_dll2_owner_t votes;			/* its votes on their way to Postgres */
+	struct vote_conn *vote_conn;	/* the one connection whose batch holds some of them */
+	unsigned		vote_pass;		/* votes.c: a vote of it was passed over in this pass */
+	char		   *vote_body;		/* HTTP: the request body so far (MAX_BODY) */
+	size_t			vote_body_len;
+	bool			vote_answered;	/* HTTP: the answer is in errbody/dyn_body */
+	int64_t			vote_poll;		/* HTTP: the poll of the vote the body brings */
+	int				retry_after;	/* HTTP 429: seconds, for Retry-After */
+	char			peer[64];		/* the client's address, as the rate limit keys it */
+
 	/* HTTP responses */
 	ev_io			drain;			/* SSE: drops what the client sends (http.c) */
 	ev_io			unchoke;		/* the socket took no more: waits for it, rx paused (http.c) */
@@ -282,6 +325,80 @@ struct pgc {
 	void			(*on_ready) (struct fanout *f);		/* connected */
 	void			(*on_readable) (struct fanout *f);
 	void			(*on_down) (struct fanout *f);		/* both connections closed */
+	/* set: a connection of its own (votes.c, webhooks.c), which fails alone, closed by db.c first */
+	void			(*on_fail) (struct fanout *f, struct pgc *c, const char *why);
+};
+
+/*
+ * votes.c: one vote, retraction or ballot lookup on its way to Postgres.
+ * Owned by votes.c from votes_submit() until its done callback returns;
+ * on its session's list (s->votes) while the session lives (v->s NULL
+ * once it went: the outcome then reaches no one).
+ */
+enum vote_kind { VOTE_CAST, VOTE_RETRACT, VOTE_LOOKUP };
+
+struct vote_outcome {
+	const char	   *code;			/* NULL: done; else the SPEC's error code */
+	const char	   *result;			/* cast, changed, unchanged, retracted, none */
+	const char	   *message;		/* for an error */
+	int				n_options;		/* the voter's ballot after it (or looked up) */
+	int				options[BALLOT_MAX];
+};
+
+struct vote {
+	struct vote	   *next;			/* in the queue, then in its batch */
+	struct lws_dll2	owner_node;		/* on s->votes */
+	struct session *s;
+	void			(*done) (struct fanout *f, struct vote *v, const struct vote_outcome *o);
+	enum vote_kind	kind;
+	bool			in_flight;
+	int64_t			poll;
+	int64_t			received_us;
+	char		   *voter;			/* in the same allocation */
+	char		   *seg;			/* likewise, or NULL */
+	char			ballot[BALLOT_TEXT_MAX];	/* cast: "2" or "{1,3}" */
+	bool			has_ref;
+	char			ref[REF_MAX + 1];
+};
+
+enum vote_conn_state { VC_DOWN, VC_CONNECTING, VC_SETUP, VC_IDLE, VC_BUSY, VC_RETRY };
+
+/* one vote connection: at most one batch (one transaction) in flight */
+struct vote_conn {
+	struct pgc		pgc;
+	enum vote_conn_state state;
+	struct vote	   *batch, *batch_tail;
+	int				batch_n;
+	bool			lookup;			/* the batch is one ballot lookup */
+	bool			retried;
+	bool			failed;			/* an error result came */
+	char			sqlstate[6];
+	char			error[200];		/* its message, for the log */
+	PGresult	   *res;			/* the rows of the batch */
+	int64_t			sent_us;
+	int64_t			retry_at_us;	/* VC_DOWN: when to reconnect; VC_RETRY: to send again */
+	int				backoff_ms;
+};
+
+#define VOTE_CODES			11
+#define VOTE_LAT_BUCKETS	12
+#define VOTE_SIZE_BUCKETS	11
+
+struct votes {
+	struct vote_conn conns[VOTE_CONNS];
+	struct vote	   *q_head, *q_tail;	/* waiting for a batch, in arrival order */
+	int				q_len;
+	unsigned		pass;
+	struct inflight **inflight;		/* voters with votes in a batch, by hash */
+	struct timer	timer;			/* reconnections and the batch watchdog */
+	/* metrics */
+	uint64_t		received, acknowledged;
+	uint64_t		refused[VOTE_CODES];
+	uint64_t		lat_buckets[VOTE_LAT_BUCKETS + 1];
+	double			lat_sum;
+	uint64_t		size_buckets[VOTE_SIZE_BUCKETS + 1];
+	uint64_t		size_sum, batches;
+	int				n_conns_up;
 };
 
 /* db.c: the connections (what runs on them is stream.c's and snapshots.c's) */
@@ -325,6 +442,12 @@ struct fanout {
 	unsigned char	jwt_secret[512];
 	size_t			jwt_secret_len;
 	bool			jwt;
+	bool			anonymous_votes;	/* --anonymous-votes: POST /voters */
+	unsigned char	voter_secret[512];	/* --voter-secret-file */
+	size_t			voter_secret_len;
+	int				vote_rate;		/* --vote-rate: per voter per second, 0: no limit */
+	int				vote_queue;		/* --vote-queue: votes waiting for a batch at most */
+	struct keys		keys;			/* the secrets tokens are checked with */
 
 	struct ev_loop *loop;			/* ours (main.c); lws runs on it */
 	struct lws_context *lws;
@@ -337,6 +460,9 @@ struct fanout {
 	int				n_subscriptions;
 	struct db		db;
 	struct stream	stream;
+	struct votes	votes;
+	struct ratelimit voter_rate, address_rate, voters_rate;	/* voting.c */
+	struct timer	rate_sweep;
 	struct metrics	m;
 	unsigned char  *scratch;		/* LWS_PRE + SCRATCH_SIZE, for rendering */
 
@@ -356,6 +482,11 @@ struct fanout {
 	int64_t			tick_at_us;		/* when tick_timer fires, 0: not scheduled */
 	struct timer	sweep_timer;
 	lws_dll2_owner_t streams;		/* WebSocket and SSE sessions */
+
+	/* --webhooks (webhooks.c): every poll.tally row of the stream is told to it */
+	bool			webhooks;
+	struct webhooks *wh;
+	void			(*on_tally_row) (struct fanout *f, int64_t poll_id, int status);
 
 	/* writer.c sets it: polls.c tells the writer of a subscription that became dirty */
 	void			(*sub_dirty) (struct session *s, struct subscription *sub);
@@ -404,6 +535,7 @@ void		session_detach(struct session *s);
 void		session_note_close(struct session *s);
 bool		clients_full(struct fanout *f);
 int			session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi);
+int			session_token_from_request(struct fanout *f, struct session *s, struct lws *wsi);
 bool		session_may_see(struct fanout *f, struct session *s, int64_t poll_id);
 void		session_enforce_grant(struct session *s, int64_t now_s);
 struct subscription *session_subscribe(struct session *s, int64_t id, int64_t version);
@@ -425,7 +557,30 @@ const char *status_name(enum poll_status s);
 bool		message_for(struct fanout *f, struct subscription *sub, struct msg_ref *m);
 size_t		ws_frame_header(unsigned char *out, size_t len);
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
+size_t		render_message(const struct poll *p, enum msg_kind k, char *out, size_t cap);
 size_t		render_pong(char *out, size_t cap, const char *ping_id);
+
+/* 5 voting.c (above sessions.c) */
+void		voting_start(struct fanout *f);
+void		voting_stop(struct fanout *f);
+void		voting_ws_message(struct session *s, const struct client_msg *m);
+void		voting_ws_refuse(struct session *s, const struct client_msg *m, const char *code,
+							 const char *why);
+int			voting_http_request(struct fanout *f, struct lws *wsi, struct session *s,
+								const char *path, int64_t id);
+int			voting_http_body(struct session *s, const char *in, size_t len);
+int			voting_http_body_done(struct session *s);
+bool		voting_is_vote_path(const char *path, int64_t *id);
+
+/* 2 votes.c */
+void		votes_init(struct fanout *f);
+void		votes_start(struct fanout *f);
+void		votes_stop(struct fanout *f);
+struct vote *votes_new(int64_t poll, enum vote_kind kind, const char *voter, const char *seg);
+int			votes_submit(struct fanout *f, struct session *s, struct vote *v);
+void		votes_forget_session(struct session *s);
+void		votes_count_refusal(struct fanout *f, const char *code);
+size_t		votes_metrics(struct fanout *f, char *out, size_t cap);
 
 /* 2 snapshots.c */
 void		snap_init(struct fanout *f);
@@ -458,12 +613,15 @@ void		sub_set_dirty(struct subscription *sub, bool dirty);
 
 /* 0 db.c */
 void		db_init(struct fanout *f);
+void		db_pgc_init(struct fanout *f, struct pgc *c, const char *what);
 void		db_start(struct fanout *f);
 void		db_stop(struct fanout *f);
 bool		db_open(struct fanout *f, struct pgc *c);
 void		db_close(struct pgc *c);
 int			db_flush(struct pgc *c);
 void		db_fail(struct fanout *f, const char *what, PGconn *conn);
+void		db_reason(PGconn *conn, char *reason, size_t cap);
+void		db_pgc_init(struct fanout *f, struct pgc *c, const char *what);
 void		db_connected(struct fanout *f);
 bool		db_query_ready(const struct fanout *f);
 int			db_query_send(struct fanout *f, const char *sql, int n_params,

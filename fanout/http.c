@@ -3,8 +3,10 @@
  * or from --web-root), GET /polls/ID (a snapshot), GET /polls/ID/events
  * (Server-Sent Events), /healthz, /metrics, CORS preflights, and the CORS
  * headers of every response.  Snapshot and SSE requests wait, as a
- * subscription, for the poll to load.  Calls sessions.c, writer.c,
- * messages.c, snapshots.c and stream.c (health), polls.c, metrics.c.
+ * subscription, for the poll to load.  Votes (/polls/ID/vote, /voters)
+ * are voting.c's; their answers are written here.  Calls sessions.c,
+ * voting.c, writer.c, messages.c, snapshots.c and stream.c (health),
+ * polls.c, metrics.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,6 +38,7 @@ static bool await_client(struct session *s);
 static void resume_rx(struct session *s);
 static int	serve_poll(struct fanout *f, struct lws *wsi, struct session *s, int64_t id,
 					   bool events);
+static int	vote_answer(struct session *s, int r);
 
 /*
  * A reconnecting EventSource sends the id of the last event it saw: the
@@ -95,12 +98,18 @@ write_headers(struct session *s, int status, const char *ctype, size_t len)
 {
 	unsigned char buf[LWS_PRE + 1024];
 	unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+	char		retry[16];
+
+	snprintf(retry, sizeof(retry), "%d", s->retry_after);
 
 	if (lws_add_http_common_headers(s->wsi, (unsigned) status, ctype,
 									len == (size_t) -1 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : len,
 									&p, end) ||
 		add_header(s->wsi, "cache-control:", "no-cache", &p, end) ||
 		add_cors(s->f, s->wsi, status == 204, &p, end) ||
+		(status == 429 && s->retry_after > 0 &&
+		 lws_add_http_header_by_name(s->wsi, (const unsigned char *) "retry-after:",
+									 (const unsigned char *) retry, (int) strlen(retry), &p, end)) ||
 		lws_finalize_write_http_header(s->wsi, start, &p, end))
 		return -1;
 	s->headers_sent = true;
@@ -372,6 +381,8 @@ http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *p
 	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
 		return start_response(s, 204, "text/plain", "", 0, NULL);	/* a CORS preflight */
+	if (voting_is_vote_path(path, &id))	/* /polls/ID/vote, /voters: voting.c */
+		return vote_answer(s, voting_http_request(f, wsi, s, path, id));
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
 		return respond_error(s, 405, "bad_request", "only GET is served", -1);
 	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)
@@ -428,11 +439,19 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 			return http_writeable(f, s);
 		case LWS_CALLBACK_HTTP_BODY:
 			/*
-			 * No endpoint takes a body: it is read and ignored (one over
-			 * MAX_BODY was answered 413 from its Content-Length).
+			 * Only a vote takes a body (voting.c); others are read and
+			 * ignored (one over MAX_BODY was answered 413 from its
+			 * Content-Length).
 			 */
+			if (s->vote_body)
+				return voting_http_body(s, in, len);
 			break;
 		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+			if (s->vote_body && !s->body_completed)
+			{
+				s->body_completed = true;
+				return vote_answer(s, voting_http_body_done(s));
+			}
 			return body_completed(f, s);
 		default:
 			break;
@@ -440,11 +459,27 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 	return 0;
 }
 
+/* voting.c left an answer in s (r = 1), or it comes later (0), or close (-1) */
+static int
+vote_answer(struct session *s, int r)
+{
+	char	   *owned = s->dyn_body;
+
+	if (r <= 0 || !s->vote_answered || s->headers_sent)
+		return r;
+	s->vote_answered = false;
+	s->kind = SESS_HTTP_STATIC;
+	s->dyn_body = NULL;			/* start_response() frees the old one */
+	return start_response(s, s->http_status, "application/json", s->body, s->body_len, owned);
+}
+
 static int
 http_writeable(struct fanout *f, struct session *s)
 {
 	if (!s->f)
 		return 0;
+	if (s->vote_answered && !s->headers_sent)
+		return vote_answer(s, 1);	/* a vote's answer, after its commit */
 	s->want_write = false;
 	if ((s->kind == SESS_HTTP_SNAPSHOT || s->kind == SESS_SSE) && !s->headers_sent)
 	{

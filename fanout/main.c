@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fanout.h"
+#include "webhooks.h"
 
 static void usage(FILE *out);
 static void die(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
@@ -39,10 +40,14 @@ usage(FILE *out)
 			"usage: poll-fanout [--db CONNINFO] [--listen HOST:PORT] [--publication NAME] [--throttle MS]\n"
 			"                   [--jwt-secret-file FILE] [--tls-cert FILE --tls-key FILE] [--max-clients N]\n"
 			"                   [--web-root DIR] [--verbose] [--allow-origin ORIGIN]... [--keepalive SECONDS]\n"
+			"                   [--anonymous-votes --voter-secret-file FILE] [--vote-rate N] [--vote-queue N]\n"
+			"                   [--webhooks]\n"
 			"\n"
 			"Pushes committed poll.tally changes, decoded from logical replication, to WebSocket\n"
-			"and Server-Sent Events clients.  Defaults: libpq's environment, 127.0.0.1:8080,\n"
-			"publication poll_feed, throttle 50 ms, keepalive 20 s (0: none).\n");
+			"and Server-Sent Events clients, and takes votes from them.  Defaults: libpq's\n"
+			"environment, 127.0.0.1:8080, publication poll_feed, throttle 50 ms, keepalive 20 s\n"
+			"(0: none), vote rate 5 a second per voter (burst 10; 0: no limit), 20000 votes\n"
+			"waiting for a batch at most.\n");
 }
 
 static void
@@ -78,6 +83,26 @@ readable_file(const char *flag, const char *path)
 		die("%s %s: %s", flag, path, strerror(errno));
 }
 
+/* a secret file's bytes, without the trailing newline */
+static size_t
+read_secret(const char *flag, const char *path, unsigned char *buf, size_t cap)
+{
+	FILE	   *fp = fopen(path, "rb");
+	size_t		n;
+
+	if (!fp)
+		die("%s %s: %s", flag, path, strerror(errno));
+	n = fread(buf, 1, cap, fp);
+	if (!feof(fp))
+		die("%s %s: longer than %zu bytes", flag, path, cap - 1);
+	fclose(fp);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 0)
+		die("%s %s is empty", flag, path);
+	return n;
+}
+
 static void
 parse_flags(struct fanout *f, int argc, char **argv)
 {
@@ -93,12 +118,18 @@ parse_flags(struct fanout *f, int argc, char **argv)
 		{"web-root", required_argument, NULL, 'w'},
 		{"allow-origin", required_argument, NULL, 'o'},
 		{"keepalive", required_argument, NULL, 'K'},
+		{"anonymous-votes", no_argument, NULL, 'A'},
+		{"voter-secret-file", required_argument, NULL, 'V'},
+		{"vote-rate", required_argument, NULL, 'R'},
+		{"vote-queue", required_argument, NULL, 'Q'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"webhooks", no_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
 	const char *listen = "127.0.0.1:8080";
 	const char *jwt_file = NULL;
+	const char *voter_file = NULL;
 	bool		any_origin = false;
 	int			c;
 
@@ -152,11 +183,26 @@ parse_flags(struct fanout *f, int argc, char **argv)
 			case 'v':
 				f->verbose = true;
 				break;
+			case 'A':
+				f->anonymous_votes = true;
+				break;
+			case 'V':
+				voter_file = optarg;
+				break;
+			case 'R':
+				f->vote_rate = (int) parse_long("--vote-rate", optarg, 0, 1000000);
+				break;
+			case 'Q':
+				f->vote_queue = (int) parse_long("--vote-queue", optarg, 1, 10000000);
+				break;
+			case 'W':
+				f->webhooks = true;
+				break;
 			case 'h':
 				usage(stdout);
 				exit(0);
 			default:
-				if (optopt && strchr("dlptjckmwoK", optopt))
+				if (optopt && strchr("dlptjckmwoKVRQ", optopt))
 					fprintf(stderr, "poll-fanout: option %s needs a value\n", argv[optind - 1]);
 				else
 					fprintf(stderr, "poll-fanout: unknown option %s\n", argv[optind - 1]);
@@ -203,22 +249,21 @@ parse_flags(struct fanout *f, int argc, char **argv)
 	}
 	if (jwt_file)
 	{
-		FILE	   *fp = fopen(jwt_file, "rb");
-		size_t		n;
-
-		if (!fp)
-			die("--jwt-secret-file %s: %s", jwt_file, strerror(errno));
-		n = fread(f->jwt_secret, 1, sizeof(f->jwt_secret), fp);
-		if (!feof(fp))
-			die("--jwt-secret-file %s: longer than %zu bytes", jwt_file, sizeof(f->jwt_secret) - 1);
-		fclose(fp);
-		while (n > 0 && (f->jwt_secret[n - 1] == '\n' || f->jwt_secret[n - 1] == '\r'))
-			n--;
-		if (n == 0)
-			die("--jwt-secret-file %s is empty", jwt_file);
-		f->jwt_secret_len = n;
+		f->jwt_secret_len = read_secret("--jwt-secret-file", jwt_file, f->jwt_secret,
+										sizeof(f->jwt_secret));
 		f->jwt = true;
 	}
+	if (f->anonymous_votes && !voter_file)
+		die("--anonymous-votes needs --voter-secret-file (the key of the voter tokens)");
+	if (voter_file && !f->anonymous_votes)
+		die("--voter-secret-file goes with --anonymous-votes");
+	if (voter_file)
+		f->voter_secret_len = read_secret("--voter-secret-file", voter_file, f->voter_secret,
+										  sizeof(f->voter_secret));
+	f->keys.jwt = f->jwt_secret;
+	f->keys.jwt_len = f->jwt_secret_len;
+	f->keys.voter = f->voter_secret;
+	f->keys.voter_len = f->voter_secret_len;
 }
 
 static int
@@ -358,6 +403,8 @@ main(int argc, char **argv)
 	f.publication = "poll_feed";
 	f.throttle_ms = 50;
 	f.keepalive_s = 20;
+	f.vote_rate = 5;
+	f.vote_queue = VOTE_QUEUE_MAX;
 	f.db.backoff_ms = 250;
 	parse_flags(&f, argc, argv);
 
@@ -436,18 +483,23 @@ main(int argc, char **argv)
 	ev_prepare_start(f.loop, &flush_prepare);
 	ev_idle_init(&flush_idle, on_idle);
 
-	logmsg("listening on %s://%s:%d (publication %s, throttle %d ms%s%s)",
+	logmsg("listening on %s://%s:%d (publication %s, throttle %d ms%s%s%s)",
 		   f.tls_cert ? "https" : "http", f.listen_host, f.listen_port, f.publication,
 		   f.throttle_ms, f.jwt ? ", tokens required" : "",
-		   f.web_root ? ", web root from disk" : "");
+		   f.web_root ? ", web root from disk" : "",
+		   f.anonymous_votes ? ", anonymous votes" : "");
 	logmsg("event loop: libev %s", backend_name(ev_backend(f.loop)));
 	/* bottom up: each layer sets the callbacks the one below calls it through */
 	db_init(&f);
 	stream_init(&f);
 	snap_init(&f);
+	votes_init(&f);
 	writer_start(&f);
 	sessions_start(&f);
+	voting_start(&f);
+	webhooks_start(&f);
 	db_start(&f);
+	votes_start(&f);
 
 	ev_run(f.loop, 0);
 
@@ -458,8 +510,11 @@ main(int argc, char **argv)
 	 */
 	f.stopping = true;
 	db_stop(&f);
+	webhooks_stop(&f);
 	timer_stop(&f.db.retry_timer);
+	votes_stop(&f);
 	lws_context_destroy(f.lws);
+	voting_stop(&f);
 	sessions_stop(&f);
 	writer_stop(&f);
 	snap_stop(&f);

@@ -81,6 +81,13 @@ render_kind(const struct poll *p, enum msg_kind k, char *out, size_t cap)
 	return b.overflow ? 0 : b.len;
 }
 
+/* one message of the poll's current state, for webhooks.c */
+size_t
+render_message(const struct poll *p, enum msg_kind k, char *out, size_t cap)
+{
+	return render_kind(p, k, out, cap);
+}
+
 /*
  * The WebSocket frame header of an unfragmented text message of len bytes,
  * as a server sends it (unmasked): 2, 4 or 10 bytes, written to out.

@@ -1,11 +1,13 @@
 /*
  * metrics.c — the Prometheus text exposition of /metrics: clients,
  * subscriptions, messages and bytes sent, coalesced updates, replication
- * state and lag, reconnects, rejected inputs.
+ * state and lag, reconnects, rejected inputs; the votes' counters and
+ * histograms (votes.c renders them).
  */
 #include <stdio.h>
 
 #include "fanout.h"
+#include "webhooks.h"
 
 size_t
 metrics_render(struct fanout *f, char *out, size_t cap)
@@ -55,7 +57,10 @@ metrics_render(struct fanout *f, char *out, size_t cap)
 	COUNTER("poll_fanout_stream_rows_total", "poll.tally rows decoded from the stream.",
 			f->m.stream_rows);
 	COUNTER("poll_fanout_snapshots_total", "Snapshot queries answered.", f->m.snapshots);
+	webhooks_metrics(f, &b);
 #undef GAUGE
 #undef COUNTER
+	if (!b.overflow)
+		b.len += votes_metrics(f, b.p + b.len, b.cap - b.len);
 	return b.overflow ? b.len : b.len;
 }

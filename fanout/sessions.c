@@ -9,7 +9,7 @@
  * expires), and the 1 s sweep over WebSocket and SSE sessions: the 30 s
  * write timeout, token expiry, keepalives.
  *
- * Calls writer.c, snapshots.c, polls.c, auth.c and loop.c.
+ * Calls writer.c, snapshots.c, votes.c, polls.c, auth.c and loop.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +85,8 @@ session_detach(struct session *s)
 	writer_forget(s);
 	lws_dll2_remove(&s->stream_node);
 	snap_forget_session(f, s);
+	votes_forget_session(s);	/* its queued votes go, those in a batch answer no one */
+	free(s->vote_body);
 	while (s->n_subs > 0)
 		sub_remove(f, s->subs[0]);
 	free(s->subs);
@@ -108,15 +110,19 @@ session_detach(struct session *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* 1: a valid token was given, 0: none, -1: a token was given and refused */
+/*
+ * The request's token (Authorization: Bearer, or ?token=), checked with
+ * the --jwt-secret-file secret or the voter secret: 1 when valid (s->grant
+ * holds it), 0 when none was given, -1 when one was given and refused.
+ */
 int
-session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi)
+session_token_from_request(struct fanout *f, struct session *s, struct lws *wsi)
 {
 	char		buf[TOKEN_MAX + 16];
 	const char *tok = NULL;
 	const char *why = "";
 
-	if (!f->jwt)
+	if (!f->jwt && !f->keys.voter_len)
 		return 0;
 	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
 		strncasecmp(buf, "Bearer ", 7) == 0)
@@ -126,7 +132,7 @@ session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi)
 	if (!tok)
 		return 0;
 	grant_free(&s->grant);
-	if (jwt_verify(f->jwt_secret, f->jwt_secret_len, tok, (int64_t) time(NULL), &s->grant, &why) < 0)
+	if (token_verify(&f->keys, tok, (int64_t) time(NULL), &s->grant, &why) < 0)
 	{
 		f->m.rejected_inputs++;
 		if (f->verbose)
@@ -134,6 +140,18 @@ session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi)
 		return -1;
 	}
 	return 1;
+}
+
+/*
+ * As session_token_from_request(), for reads: without --jwt-secret-file
+ * reads are open, and a refused (voter) token refuses none.
+ */
+int
+session_auth_from_request(struct fanout *f, struct session *s, struct lws *wsi)
+{
+	int			rc = session_token_from_request(f, s, wsi);
+
+	return rc < 0 && !f->jwt ? 0 : rc;
 }
 
 bool

@@ -281,6 +281,8 @@ handle_pgoutput(struct fanout *f, const struct pgo_msg *m)
 			}
 			f->m.stream_rows++;
 			poll_seen(f, row.poll_id);	/* it exists: not unknown any more */
+			if (f->on_tally_row)
+				f->on_tally_row(f, row.poll_id, row.status);	/* webhooks.c: every poll */
 			p = poll_find(f, row.poll_id);	/* polls nobody watches are not cached */
 			if (p)
 				poll_apply_row(f, p, &row);

@@ -4,7 +4,7 @@
  * limits (frame size, 20 messages/s with a burst of 80, 64 subscriptions),
  * and lws's WebSocket callbacks.  Frames RFC 6455 forbids never get here
  * (wsguard.c).  Calls sessions.c, writer.c, polls.c, protocol.c,
- * messages.c and loop.c.
+ * messages.c, voting.c (vote and retract) and loop.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -78,9 +78,9 @@ handle_auth(struct session *s, const struct client_msg *m)
 	struct grant g;
 	const char *why = "";
 
-	if (!f->jwt)
+	if (!f->jwt && !f->keys.voter_len)
 		return;					/* tokens are not asked for: nothing to check */
-	if (jwt_verify(f->jwt_secret, f->jwt_secret_len, m->token, (int64_t) time(NULL), &g, &why) < 0)
+	if (token_verify(&f->keys, m->token, (int64_t) time(NULL), &g, &why) < 0)
 	{
 		f->m.rejected_inputs++;
 		writer_error(s, "unauthorized", why, -1);
@@ -111,6 +111,12 @@ handle_message(struct session *s, const char *buf, size_t len)
 	}
 	if (client_msg_parse(buf, len, &m, &why) < 0)
 	{
+		/* a vote's error echoes its ref: voting.c answers every vote */
+		if (m.type == CMSG_VOTE || m.type == CMSG_RETRACT)
+		{
+			voting_ws_refuse(s, &m, "bad_request", why);
+			return;
+		}
 		f->m.rejected_inputs++;
 		writer_error(s, "bad_request", why, m.has_poll ? m.poll : -1);
 		return;
@@ -127,6 +133,10 @@ handle_message(struct session *s, const char *buf, size_t len)
 			break;
 		case CMSG_SUBSCRIBE:
 			handle_subscribe(s, &m);
+			break;
+		case CMSG_VOTE:
+		case CMSG_RETRACT:
+			voting_ws_message(s, &m);
 			break;
 		case CMSG_UNSUBSCRIBE:
 			for (int i = 0; i < s->n_subs; i++)

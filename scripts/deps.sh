@@ -6,10 +6,13 @@ set -euo pipefail
 packages=(
 	make gcc clang libc6-dev pkg-config procps curl openssl iproute2
 	postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev
-	libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libjwt-dev libssl-dev
+	libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libjwt-dev libssl-dev libcurl4-openssl-dev
 	libipc-run-perl
 	chromium
 	gnuplot-nox
+	haproxy
+	# make deb, and test/integration/debian_packages.sh (lintian, systemd-analyze, the META.json schema)
+	debhelper postgresql-server-dev-all dpkg-dev lintian systemd adduser python3-jsonschema
 )
 # Node.js runs the browser test's driver; keep a node that is already there.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -28,5 +31,6 @@ fi
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
-# postgresql-15 and its -dev package in one call, so their versions match
-apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+# postgresql-15 and its -dev package in one call, so their versions match;
+# other work on the machine may hold the dpkg lock for a while: wait for it
+apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null

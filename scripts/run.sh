@@ -51,6 +51,15 @@ start() {
 	fi
 
 	psql "$conninfo" -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS poll" >/dev/null
+	# poll-fanout connects as poll_fanout, with least privilege (deploy/poll_fanout_role.sql)
+	if [ -n "${PGCONNINFO:-}" ]; then
+		fanout_db=${POLL_FANOUT_DB:-$PGCONNINFO}
+		[ -n "${POLL_FANOUT_DB:-}" ] ||
+			echo "(poll-fanout uses PGCONNINFO's role; POLL_FANOUT_DB='... user=poll_fanout' picks the role of deploy/poll_fanout_role.sql)"
+	else
+		psql "$conninfo" -X -q -v ON_ERROR_STOP=1 -f deploy/poll_fanout_role.sql >/dev/null
+		fanout_db="host=127.0.0.1 port=$pg_port user=poll_fanout dbname=postgres"
+	fi
 	poll=$(psql "$conninfo" -X -qAt -v ON_ERROR_STOP=1 -c "
 		SELECT coalesce(
 			(SELECT poll_id FROM poll.poll WHERE metadata->>'demo' = 'true' AND closed_at IS NULL
@@ -62,7 +71,7 @@ start() {
 		if [ -f "$run/fanout.pid" ] && kill -0 "$(cat "$run/fanout.pid")" 2>/dev/null; then
 			echo "poll-fanout is already running (pid $(cat "$run/fanout.pid"))"
 		else
-			nohup poll-fanout --db "$conninfo" --listen "$listen" >"$run/fanout.log" 2>&1 &
+			nohup poll-fanout --db "$fanout_db" --listen "$listen" >"$run/fanout.log" 2>&1 &
 			echo $! >"$run/fanout.pid"
 			for _ in $(seq 1 50); do
 				curl -fs "http://$listen/healthz" >/dev/null 2>&1 && break

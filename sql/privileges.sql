@@ -11,6 +11,7 @@ SET ROLE voter;
 SELECT poll.cast_vote(:r, 'alice', 1);
 SELECT poll.cast_votes(:r, ARRAY['bob', 'carol'], ARRAY[2, 2]);
 SELECT poll.retract_vote(:r, 'carol');
+SELECT ord, result, options FROM poll.cast_vote_batch(ARRAY[:r, :r]::bigint[], ARRAY['dave', 'carol'], ARRAY['1', NULL]);
 SELECT expect_error('SELECT count(*) FROM poll.results');
 SELECT expect_error('SELECT count(*) FROM poll.ballots');
 SELECT expect_error('SELECT count(*) FROM poll.ballot');
@@ -34,11 +35,13 @@ SELECT expect_error('SELECT count(*) FROM poll.ballots');
 SELECT expect_error('SELECT voter FROM poll.ballot');
 SELECT expect_error('SELECT count(*) FROM poll.change');
 SELECT expect_error(format('SELECT poll.cast_vote(%s, %L, 1)', :r, 'reader'));
+SELECT expect_error(format('SELECT * FROM poll.cast_vote_batch(ARRAY[%s], ARRAY[%L], ARRAY[%L])', :r, 'reader', '1'));
 RESET ROLE;
 
 SET ROLE outsider;
 SELECT expect_error('SELECT count(*) FROM poll.results');
 SELECT expect_error(format('SELECT poll.cast_vote(%s, %L, 1)', :r, 'outsider'));
+SELECT expect_error(format('SELECT * FROM poll.cast_vote_batch(ARRAY[%s], ARRAY[%L], ARRAY[%L])', :r, 'outsider', '1'));
 SELECT expect_error(format('SELECT * FROM poll.series(%s)', :r));
 RESET ROLE;
 
@@ -49,6 +52,7 @@ SET ROLE admin;
 SELECT voter, option_id FROM poll.ballots WHERE poll_id = :r ORDER BY voter;
 SELECT count(*) FROM poll.ballot WHERE poll_id = :r;
 SELECT poll.ballot_of(:r, 'alice');
+SELECT ord, result, options FROM poll.cast_vote_batch(ARRAY[:r]::bigint[], ARRAY['erin'], ARRAY['2']);
 SELECT poll.fold() >= 0 AS folded;
 -- a trigger of poll_admin's own on a table the vote path or the worker
 -- writes would run as their owner: refused, as are writes and TRUNCATE

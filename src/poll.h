@@ -2,8 +2,9 @@
  * poll.h — declarations shared by the poll extension's C files.
  *
  * poll.c owns _PG_init, the settings and the shared state; cache.c the
- * per-session cache of poll settings; vote.c the vote path; segment.c the
- * registry of segments; launcher.c the launcher, which starts the
+ * per-session cache of poll settings; vote.c the vote path; batch.c the
+ * vote path's batch entry point (cast_vote_batch); segment.c the registry
+ * of segments; launcher.c the launcher, which starts the
  * background worker that folds, worker.c.
  */
 #ifndef POLL_H
@@ -15,10 +16,13 @@
 #include "executor/spi.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
+#include "utils/array.h"
+#include "utils/rel.h"
 
 #define POLL_MAX_OPTIONS	64
 #define POLL_MAX_VOTER		256		/* characters */
 #define POLL_MAX_SEGMENT	64		/* characters */
+#define POLL_MAX_BATCH		10000	/* elements of one cast_vote_batch call */
 
 /* settings (poll.c) */
 extern char *poll_database;
@@ -131,6 +135,41 @@ typedef struct PollStatement
 } PollStatement;
 
 extern void poll_run(PollStatement *st, Datum *args, const char *nulls, int expect);
+
+/*
+ * vote.c: the pieces of the vote path that batch.c shares.  A vote runs
+ * between poll_vote_begin (which refuses a read-only transaction) and
+ * poll_vote_end: SPI connected, as the owner
+ * of the extension's tables.  The checks raise the errors cast_vote and
+ * retract_vote raise (element > 0: "In element n." as detail).
+ */
+typedef struct VoteSession
+{
+	Oid			userid;			/* the caller's identity, restored at the end */
+	int			sec_context;
+} VoteSession;
+
+extern void poll_vote_begin(VoteSession *s, const char *what);
+extern void poll_vote_end(VoteSession *s);
+extern void poll_check_open(const PollInfo *poll);
+extern void poll_check_text(text *value, const char *what, int max_chars, int element);
+extern int	poll_normalize_options(const PollInfo *poll, int32 *options, int n);
+extern int	poll_parse_ballot_text(const char *text, int32 *options, bool *list);
+extern void poll_refuse_change(const PollInfo *poll, const char *what, int element);
+extern Datum poll_options_datum(const int32 *options, int n);
+extern bool poll_insert_new_ballot(int64 poll_id, Datum voter, Datum options,
+								   Datum segment, bool segment_null);
+extern Relation poll_open_changes(void);
+extern int	poll_array_elements(ArrayType *a, const char *name, Oid type,
+								Datum **values, bool **nulls);
+extern void poll_write_ballot_changes(Relation rel, int64 poll_id, const int32 *options, int n,
+									  Datum segment, bool segment_null, int sign);
+
+/* A ballot's statements (vote.c): $1 poll, $2 voter, $3 options, $4 segment. */
+extern PollStatement poll_sql_insert_ballot;	/* ON CONFLICT DO NOTHING */
+extern PollStatement poll_sql_lock_ballot;	/* its options and segment, FOR UPDATE */
+extern PollStatement poll_sql_change_ballot;	/* replaces a locked ballot */
+extern PollStatement poll_sql_delete_ballot;	/* RETURNING options, segment */
 
 /* segment.c: the registry that bounds a poll's segments (SPI connected, as the owner) */
 extern void poll_check_segment(const PollInfo *poll, text *segment);

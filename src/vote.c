@@ -23,7 +23,7 @@
  *
  * A new voter's ballot is inserted without SQL too, optimistically: a
  * speculative insertion with no index probe before it, whose unique check
- * tells whether the voter had a ballot (see insert_new_ballot).  Only then (or when poll.ballot has
+ * tells whether the voter had a ballot (see poll_insert_new_ballot).  Only then (or when poll.ballot has
  * grown an index or trigger of someone else's) does the vote take the SQL
  * path, which waits for a concurrent insert of the same voter and reads the
  * old ballot.
@@ -56,6 +56,7 @@
 #include "parser/scansup.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -76,7 +77,7 @@ PG_FUNCTION_INFO_V1(poll_retract_vote);
  * A new ballot, the SQL path; SPI_processed is 0 when the voter already had
  * one.  $1 poll, $2 voter, $3 options, $4 segment.
  */
-static PollStatement insert_ballot = {
+PollStatement poll_sql_insert_ballot = {
 	"INSERT INTO poll.ballot (poll_id, voter, options, segment, cast_at)"
 	" VALUES ($1, $2, $3, $4, pg_catalog.statement_timestamp())"
 	" ON CONFLICT (poll_id, voter) DO NOTHING",
@@ -84,7 +85,7 @@ static PollStatement insert_ballot = {
 };
 
 /* The voter's ballot, locked.  $1 poll, $2 voter. */
-static PollStatement lock_ballot = {
+PollStatement poll_sql_lock_ballot = {
 	"SELECT options, segment FROM poll.ballot"
 	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2"
 	" FOR UPDATE",
@@ -92,14 +93,14 @@ static PollStatement lock_ballot = {
 };
 
 /* Replaces a locked ballot.  $1 poll, $2 voter, $3 new options, $4 new segment. */
-static PollStatement change_ballot = {
+PollStatement poll_sql_change_ballot = {
 	"UPDATE poll.ballot SET options = $3, segment = $4, cast_at = pg_catalog.statement_timestamp()"
 	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2",
 	4, {INT8OID, TEXTOID, INT4ARRAYOID, TEXTOID}
 };
 
 /* Deletes a ballot, returning it; no row when there was none.  $1 poll, $2 voter. */
-static PollStatement delete_ballot = {
+PollStatement poll_sql_delete_ballot = {
 	"DELETE FROM poll.ballot"
 	" WHERE poll_id OPERATOR(pg_catalog.=) $1 AND voter OPERATOR(pg_catalog.=) $2"
 	" RETURNING options, segment",
@@ -194,19 +195,6 @@ static PollStatement change_ballots = {
 	6, {INT8OID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID}
 };
 
-/* The caller's identity, saved while the vote path runs as the owner. */
-typedef struct VoteSession
-{
-	Oid			userid;
-	int			sec_context;
-} VoteSession;
-
-static void vote_begin(VoteSession *s);
-static void vote_end(VoteSession *s);
-static void check_open(const PollInfo *poll);
-static void check_text(text *value, const char *what, int max_chars, int element);
-static int	normalize_options(const PollInfo *poll, int32 *options, int n);
-static Datum options_datum(const int32 *options, int n);
 static const char *cast_ballot(const PollInfo *poll, Datum voter,
 							   const int32 *options, int n,
 							   Datum segment, bool segment_null);
@@ -214,11 +202,16 @@ static const char *cast_ballot(const PollInfo *poll, Datum voter,
 #define ELEMENT_DETAIL(element) \
 	((element) > 0 ? errdetail("In element %d.", (element)) : 0)
 
-static void
-vote_begin(VoteSession *s)
+void
+poll_vote_begin(VoteSession *s, const char *what)
 {
 	Oid			owner;
 
+	/*
+	 * The vote path writes through the table AM, below the executor's
+	 * read-only check: refuse here (25006), which also covers a standby.
+	 */
+	PreventCommandIfReadOnly(what);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	owner = poll_owner();
@@ -227,8 +220,8 @@ vote_begin(VoteSession *s)
 }
 
 /* On error, transaction abort restores the user and closes SPI instead. */
-static void
-vote_end(VoteSession *s)
+void
+poll_vote_end(VoteSession *s)
 {
 	SetUserIdAndSecContext(s->userid, s->sec_context);
 	SPI_finish();
@@ -263,8 +256,8 @@ poll_run(PollStatement *st, Datum *args, const char *nulls, int expect)
 }
 
 /* Refuses a poll that does not accept votes now. */
-static void
-check_open(const PollInfo *poll)
+void
+poll_check_open(const PollInfo *poll)
 {
 	TimestampTz now = GetCurrentStatementStartTimestamp();
 
@@ -280,8 +273,8 @@ check_open(const PollInfo *poll)
 }
 
 /* A voter or segment: 1 to max_chars characters. */
-static void
-check_text(text *value, const char *what, int max_chars, int element)
+void
+poll_check_text(text *value, const char *what, int max_chars, int element)
 {
 	int			bytes = VARSIZE_ANY_EXHDR(value);
 	int			chars;
@@ -314,8 +307,8 @@ cmp_int32(const void *a, const void *b)
  * Sorts a ballot's options and checks them against the poll: each exists,
  * none twice, at most max_choices.  Returns the count.
  */
-static int
-normalize_options(const PollInfo *poll, int32 *options, int n)
+int
+poll_normalize_options(const PollInfo *poll, int32 *options, int n)
 {
 	if (n == 0)
 		ereport(ERROR,
@@ -342,8 +335,8 @@ normalize_options(const PollInfo *poll, int32 *options, int n)
 	return n;
 }
 
-static Datum
-options_datum(const int32 *options, int n)
+Datum
+poll_options_datum(const int32 *options, int n)
 {
 	Datum		d[POLL_MAX_OPTIONS];
 
@@ -399,8 +392,8 @@ open_plain_ballots(Relation *ballots, Relation *pkey)
  * the other: a deadlock).  The index insert checks uniqueness without
  * waiting (UNIQUE_CHECK_PARTIAL); the SQL path does the waiting.
  */
-static bool
-insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool segment_null)
+bool
+poll_insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool segment_null)
 {
 	Relation	ballots;
 	Relation	pkey;
@@ -440,8 +433,8 @@ insert_new_ballot(int64 poll_id, Datum voter, Datum options, Datum segment, bool
 	return unique;
 }
 
-static Relation
-open_changes(void)
+Relation
+poll_open_changes(void)
 {
 	Relation	rel = table_open(poll_change_relid(), RowExclusiveLock);
 
@@ -480,8 +473,8 @@ write_change(Relation rel, int64 poll_id, int32 option, Datum segment, bool segm
  * the new, so the poll's count stays and a ballot that moves to another
  * segment is counted there (results_by_segment's smallest segment).
  */
-static void
-write_ballot_changes(Relation rel, int64 poll_id, const int32 *options, int n,
+void
+poll_write_ballot_changes(Relation rel, int64 poll_id, const int32 *options, int n,
 					 Datum segment, bool segment_null, int sign)
 {
 	for (int i = 0; i < n; i++)
@@ -489,8 +482,8 @@ write_ballot_changes(Relation rel, int64 poll_id, const int32 *options, int n,
 					 i == 0 ? sign : 0);
 }
 
-static void
-refuse_change(const PollInfo *poll, const char *what, int element)
+void
+poll_refuse_change(const PollInfo *poll, const char *what, int element)
 {
 	if (element > 0)
 		ereport(ERROR,
@@ -513,13 +506,13 @@ static const char *
 cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 			Datum segment, bool segment_null)
 {
-	Datum		opts = options_datum(options, n);
+	Datum		opts = poll_options_datum(options, n);
 
-	if (insert_new_ballot(poll->poll_id, voter, opts, segment, segment_null))
+	if (poll_insert_new_ballot(poll->poll_id, voter, opts, segment, segment_null))
 	{
-		Relation	changes = open_changes();
+		Relation	changes = poll_open_changes();
 
-		write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1);
+		poll_write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1);
 		table_close(changes, NoLock);
 		poll_note_change_written();
 		return "cast";
@@ -536,17 +529,17 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 		Datum		old_segment;
 		Relation	changes;
 
-		poll_run(&insert_ballot, args, nulls, SPI_OK_INSERT);
+		poll_run(&poll_sql_insert_ballot, args, nulls, SPI_OK_INSERT);
 		if (SPI_processed > 0)
 		{
-			changes = open_changes();
-			write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1);
+			changes = poll_open_changes();
+			poll_write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1);
 			table_close(changes, NoLock);
 			poll_note_change_written();
 			return "cast";
 		}
 
-		poll_run(&lock_ballot, args, nulls, SPI_OK_SELECT);
+		poll_run(&poll_sql_lock_ballot, args, nulls, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -561,13 +554,13 @@ cast_ballot(const PollInfo *poll, Datum voter, const int32 *options, int n,
 		if (nold == n && memcmp(ARR_DATA_PTR(old), options, n * sizeof(int32)) == 0)
 			return "unchanged";
 		if (!poll->allow_change)
-			refuse_change(poll, "changing a ballot is", 0);
+			poll_refuse_change(poll, "changing a ballot is", 0);
 
-		poll_run(&change_ballot, args, nulls, SPI_OK_UPDATE);
-		changes = open_changes();
-		write_ballot_changes(changes, poll->poll_id, (int32 *) ARR_DATA_PTR(old), nold,
+		poll_run(&poll_sql_change_ballot, args, nulls, SPI_OK_UPDATE);
+		changes = poll_open_changes();
+		poll_write_ballot_changes(changes, poll->poll_id, (int32 *) ARR_DATA_PTR(old), nold,
 							 old_segment, old_segment_null, -1);
-		write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1);
+		poll_write_ballot_changes(changes, poll->poll_id, options, n, segment, segment_null, 1);
 		table_close(changes, NoLock);
 		poll_note_change_written();
 		return "changed";
@@ -589,23 +582,23 @@ cast_vote(FunctionCallInfo fcinfo, int32 *options, int n, bool array_form)
 	PollInfo	poll;
 	const char *result;
 
-	check_text(voter, "voter", POLL_MAX_VOTER, 0);
+	poll_check_text(voter, "voter", POLL_MAX_VOTER, 0);
 	if (!segment_null)
-		check_text((text *) DatumGetPointer(segment), "segment", POLL_MAX_SEGMENT, 0);
+		poll_check_text((text *) DatumGetPointer(segment), "segment", POLL_MAX_SEGMENT, 0);
 
-	vote_begin(&s);
+	poll_vote_begin(&s, "poll.cast_vote()");
 	poll = *poll_info(poll_id);
 	if (array_form && !poll.multi)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("poll " INT64_FORMAT " is a single-choice poll", poll_id),
 				 errhint("Pass one option_id, not an array.")));
-	check_open(&poll);
-	n = normalize_options(&poll, options, n);
+	poll_check_open(&poll);
+	n = poll_normalize_options(&poll, options, n);
 	if (!segment_null)
 		poll_check_segment(&poll, (text *) DatumGetPointer(segment));
 	result = cast_ballot(&poll, PointerGetDatum(voter), options, n, segment, segment_null);
-	vote_end(&s);
+	poll_vote_end(&s);
 	return result;
 }
 
@@ -680,8 +673,8 @@ bad_ballot_text(const char *text)
  * quoted.  Returns the number of options; *list tells whether it was a
  * list, which only multi-choice polls take.
  */
-static int
-parse_ballot_text(const char *text, int32 *options, bool *list)
+int
+poll_parse_ballot_text(const char *text, int32 *options, bool *list)
 {
 	const char *p = text;
 	char		close = '\0';
@@ -761,7 +754,7 @@ poll_cast_vote_text(PG_FUNCTION_ARGS)
 	int			n;
 
 	require_args(fcinfo, 3, names);
-	n = parse_ballot_text(text_to_cstring(PG_GETARG_TEXT_PP(2)), options, &list);
+	n = poll_parse_ballot_text(text_to_cstring(PG_GETARG_TEXT_PP(2)), options, &list);
 	PG_RETURN_TEXT_P(cstring_to_text(cast_vote(fcinfo, options, n, list)));
 }
 
@@ -778,16 +771,16 @@ poll_retract_vote(PG_FUNCTION_ARGS)
 	bool		removed;
 
 	require_args(fcinfo, 2, names);
-	check_text(PG_GETARG_TEXT_PP(1), "voter", POLL_MAX_VOTER, 0);
+	poll_check_text(PG_GETARG_TEXT_PP(1), "voter", POLL_MAX_VOTER, 0);
 
-	vote_begin(&s);
+	poll_vote_begin(&s, "poll.retract_vote()");
 	poll = *poll_info(PG_GETARG_INT64(0));
-	check_open(&poll);
+	poll_check_open(&poll);
 	if (!poll.allow_change)
-		refuse_change(&poll, "retracting a ballot is", 0);
+		poll_refuse_change(&poll, "retracting a ballot is", 0);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PointerGetDatum(PG_GETARG_TEXT_PP(1));
-	poll_run(&delete_ballot, args, NULL, SPI_OK_DELETE_RETURNING);
+	poll_run(&poll_sql_delete_ballot, args, NULL, SPI_OK_DELETE_RETURNING);
 	removed = SPI_processed > 0;
 	if (removed)
 	{
@@ -797,15 +790,15 @@ poll_retract_vote(PG_FUNCTION_ARGS)
 		bool		segment_null;
 		Datum		segment = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
 											&segment_null);
-		Relation	changes = open_changes();
+		Relation	changes = poll_open_changes();
 
-		write_ballot_changes(changes, poll.poll_id, (int32 *) ARR_DATA_PTR(old),
+		poll_write_ballot_changes(changes, poll.poll_id, (int32 *) ARR_DATA_PTR(old),
 							 ArrayGetNItems(ARR_NDIM(old), ARR_DIMS(old)),
 							 segment, segment_null, -1);
 		table_close(changes, NoLock);
 		poll_note_change_written();
 	}
-	vote_end(&s);
+	poll_vote_end(&s);
 	PG_RETURN_BOOL(removed);
 }
 
@@ -834,8 +827,8 @@ cmp_voter(const void *a, const void *b)
 }
 
 /* A one-dimensional array's elements; NULL elements are reported by the caller. */
-static int
-array_elements(ArrayType *a, const char *name, Oid type, Datum **values, bool **nulls)
+int
+poll_array_elements(ArrayType *a, const char *name, Oid type, Datum **values, bool **nulls)
 {
 	int			n;
 	int16		typlen;
@@ -889,9 +882,9 @@ check_elements(const PollInfo *poll, int n, Datum *voters, bool *voter_nulls,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", voter_nulls[i] ? "voter" : "option_id"),
 					 ELEMENT_DETAIL(element)));
-		check_text((text *) DatumGetPointer(voters[i]), "voter", POLL_MAX_VOTER, element);
+		poll_check_text((text *) DatumGetPointer(voters[i]), "voter", POLL_MAX_VOTER, element);
 		if (segments != NULL && !segment_nulls[i])
-			check_text((text *) DatumGetPointer(segments[i]), "segment", POLL_MAX_SEGMENT, element);
+			poll_check_text((text *) DatumGetPointer(segments[i]), "segment", POLL_MAX_SEGMENT, element);
 		if (DatumGetInt32(options[i]) < 1 || DatumGetInt32(options[i]) > poll->n_options)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -964,7 +957,7 @@ change_existing(const PollInfo *poll, int n, Datum *voters, Datum *options,
 		if (old == DatumGetInt32(options[i]))
 			continue;			/* inserted by this call, or unchanged */
 		if (!poll->allow_change)
-			refuse_change(poll, "changing a ballot is", i + 1);
+			poll_refuse_change(poll, "changing a ballot is", i + 1);
 		v[nchanged] = voters[i];
 		new_opt[nchanged] = options[i];
 		new_seg[nchanged] = segments ? segments[i] : (Datum) 0;
@@ -1032,7 +1025,7 @@ copy_new_ballots(const PollInfo *poll, int n, Datum *voters, Datum *options,
 									  ALLOCSET_DEFAULT_SIZES);
 	/* a ballot's options: the one-element arrays, built once (check_elements checked 1..n) */
 	for (int o = 1; o <= poll->n_options; o++)
-		one_option[o] = options_datum(&o, 1);
+		one_option[o] = poll_options_datum(&o, 1);
 	for (int j = 0; j < nslots; j++)
 		slots[j] = table_slot_create(ballots, NULL);
 
@@ -1174,15 +1167,15 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 
 	require_args(fcinfo, 3, names);
-	n = array_elements(PG_GETARG_ARRAYTYPE_P(1), "voters", TEXTOID, &voters, &voter_nulls);
-	nopt = array_elements(PG_GETARG_ARRAYTYPE_P(2), "option_ids", INT4OID, &options, &option_nulls);
+	n = poll_array_elements(PG_GETARG_ARRAYTYPE_P(1), "voters", TEXTOID, &voters, &voter_nulls);
+	nopt = poll_array_elements(PG_GETARG_ARRAYTYPE_P(2), "option_ids", INT4OID, &options, &option_nulls);
 	if (nopt != n)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("voters and option_ids must have the same length, not %d and %d", n, nopt)));
 	if (!PG_ARGISNULL(3))
 	{
-		int			nseg = array_elements(PG_GETARG_ARRAYTYPE_P(3), "segments", TEXTOID,
+		int			nseg = poll_array_elements(PG_GETARG_ARRAYTYPE_P(3), "segments", TEXTOID,
 										  &segments, &segment_nulls);
 
 		if (nseg != n)
@@ -1191,20 +1184,20 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 					 errmsg("segments must be null or as long as voters, not %d and %d", nseg, n)));
 	}
 
-	vote_begin(&s);
+	poll_vote_begin(&s, "poll.cast_votes()");
 	poll = *poll_info(PG_GETARG_INT64(0));
 	if (poll.multi)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("poll " INT64_FORMAT " is a multi-choice poll", poll.poll_id),
 				 errhint("cast_votes takes single-choice polls; use cast_vote with an array of options.")));
-	check_open(&poll);
+	poll_check_open(&poll);
 	check_elements(&poll, n, voters, voter_nulls, options, option_nulls, segments, segment_nulls);
 	if (segments != NULL)
 		poll_check_segments(&poll, segments, segment_nulls, n);
 	if (n == 0)
 	{
-		vote_end(&s);
+		poll_vote_end(&s);
 		PG_RETURN_INT64(0);
 	}
 
@@ -1213,7 +1206,7 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 	if (insert_all_new(&poll, n, voters, options, segments, segment_nulls, args, nulls))
 	{
 		poll_note_change_written();
-		vote_end(&s);
+		poll_vote_end(&s);
 		PG_RETURN_INT64(n);
 	}
 
@@ -1255,6 +1248,6 @@ poll_cast_votes(PG_FUNCTION_ARGS)
 		bulk_args(args, nulls, poll.poll_id, n, voters, options, segments, segment_nulls);
 		CHECK_FOR_INTERRUPTS();
 	}
-	vote_end(&s);
+	poll_vote_end(&s);
 	PG_RETURN_INT64(count);
 }

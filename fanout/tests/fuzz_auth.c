@@ -16,6 +16,8 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	char	   *tok = malloc(size + 1);
 	struct grant g;
 	const char *why = NULL;
+	const struct keys keys = {(const unsigned char *) "fuzz-secret", 11,
+	(const unsigned char *) "voter-secret", 12};
 	int			rc;
 
 	memcpy(tok, data, size);
@@ -27,6 +29,11 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		abort();
 	}
 	if (!why)
+		abort();
+	grant_free(&g);
+	/* with both secrets, as a daemon with --anonymous-votes has them */
+	why = NULL;
+	if (token_verify(&keys, tok, 1700000000, &g, &why) == 0 || !why)
 		abort();
 	grant_free(&g);
 	free(tok);

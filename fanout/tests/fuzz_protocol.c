@@ -12,6 +12,32 @@
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
+/* a vote that parsed is a ballot Postgres can be sent, and its ref is short */
+static void
+check_vote(const struct client_msg *m)
+{
+	char		text[256];
+
+	if (m->type != CMSG_VOTE && m->type != CMSG_RETRACT)
+		return;
+	if (strlen(m->ref) > REF_MAX)
+		abort();
+	if (m->type != CMSG_VOTE || m->bad_vote)
+		return;
+	if (m->ballot.n < 1 || m->ballot.n > BALLOT_MAX || (m->ballot.single && m->ballot.n != 1))
+		abort();
+	for (int i = 0; i < m->ballot.n; i++)
+	{
+		if (m->ballot.options[i] < 1 || m->ballot.options[i] > BALLOT_MAX)
+			abort();
+		for (int j = 0; j < i; j++)
+			if (m->ballot.options[j] == m->ballot.options[i])
+				abort();
+	}
+	if (ballot_text(&m->ballot, text, sizeof(text)) == 0)
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
@@ -29,7 +55,13 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	{
 		if (m.type == CMSG_PING && strlen(m.ping_id) > PING_ID_MAX)
 			abort();
+		check_vote(&m);
 	}
+	else if (!why)
+		abort();
+	/* the same bytes as the body of POST /polls/ID/vote */
+	if (vote_body_parse(copy, size, &m, &why) == 0)
+		check_vote(&m);
 	else if (!why)
 		abort();
 

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "pgoutput.h"
 #include "protocol.h"
+#include "ratelimit.h"
 
 static int	failures, checks;
 
@@ -583,6 +584,162 @@ test_tokens(void)
 		  jwt_verify(key, 3, "a.b", now, &g, &why) < 0, "garbage tokens");
 }
 
+/* voter claims (sub, vote, seg), the two secrets, signing */
+static void
+test_voter_tokens(void)
+{
+	const unsigned char *jk = (const unsigned char *) "jwt-key", *vk = (const unsigned char *) "voter-key";
+	struct keys keys = {jk, 7, vk, 9};
+	struct keys only_jwt = {jk, 7, NULL, 0};
+	const char *hs = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	int64_t		now = 1700000000;
+	struct grant g;
+	const char *why;
+	char		tok[1024], claims[1024], sub[600];
+
+	CHECK(jwt_sign(vk, 9, "{\"sub\":\"anon:1\",\"vote\":\"*\",\"exp\":1800000000}", tok, sizeof(tok)) > 0,
+		  "jwt_sign");
+	CHECK(token_verify(&keys, tok, now, &g, &why) == 0 && g.voter_token && g.vote_all &&
+		  strcmp(g.sub, "anon:1") == 0 && grant_allows_vote(&g, 42, now) && !grant_allows(&g, 42, now),
+		  "a voter token votes everywhere, reads nothing");
+	grant_free(&g);
+	CHECK(jwt_sign(vk, 9, "{\"sub\":\"a\",\"vote\":\"*\",\"polls\":\"*\",\"exp\":1800000000}", tok,
+				   sizeof(tok)) > 0 && token_verify(&keys, tok, now, &g, &why) == 0 &&
+		  !grant_allows(&g, 1, now) && grant_allows_vote(&g, 1, now), "the voter secret never grants reads");
+	grant_free(&g);
+	CHECK(token_verify(&only_jwt, tok, now, &g, &why) < 0 && strstr(why, "signature"),
+		  "a voter token without the voter secret");
+	CHECK(jwt_sign(vk, 9, "{\"sub\":\"a\",\"vote\":\"*\",\"exp\":1600000000}", tok, sizeof(tok)) > 0 &&
+		  token_verify(&keys, tok, now, &g, &why) < 0 && strstr(why, "expired"), "an expired voter token");
+	CHECK(jwt_sign((const unsigned char *) "other", 5, "{\"sub\":\"a\",\"vote\":\"*\",\"exp\":1800000000}",
+				   tok, sizeof(tok)) > 0 && token_verify(&keys, tok, now, &g, &why) < 0 &&
+		  strstr(why, "signature"), "a token of another key");
+	CHECK(jwt_sign(jk, 7, "{\"sub\":\"b\",\"vote\":[3,5],\"seg\":\"eu\",\"polls\":[3],\"exp\":1800000000}",
+				   tok, sizeof(tok)) > 0 && token_verify(&keys, tok, now, &g, &why) == 0 &&
+		  !g.voter_token && grant_allows(&g, 3, now) && grant_allows_vote(&g, 5, now) &&
+		  !grant_allows_vote(&g, 4, now) && strcmp(g.seg, "eu") == 0, "a jwt with sub, vote, seg");
+	grant_free(&g);
+	CHECK(jwt_verify(jk, 7, make_token(hs, "{\"sub\":\"b\",\"vote\":\"*\",\"exp\":1800000000}", "jwt-key"),
+					 now, &g, &why) == 0 && !grant_allows(&g, 1, now) && grant_allows_vote(&g, 1, now),
+		  "vote without polls: no reads");
+	grant_free(&g);
+	CHECK(jwt_verify(jk, 7, make_token(hs, "{\"polls\":\"*\",\"exp\":1800000000}", "jwt-key"), now, &g,
+					 &why) == 0 && !grant_allows_vote(&g, 1, now), "polls without vote: no votes");
+	grant_free(&g);
+	{
+		static const char *const refused[] = {
+			"{\"vote\":\"*\",\"exp\":1800000000}",	/* no sub */
+			"{\"sub\":\"\",\"vote\":\"*\",\"exp\":1800000000}",
+			"{\"sub\":7,\"vote\":\"*\",\"exp\":1800000000}",
+			"{\"sub\":\"a\\u0000b\",\"vote\":\"*\",\"exp\":1800000000}",
+			"{\"sub\":\"a\",\"vote\":[0],\"exp\":1800000000}",
+			"{\"sub\":\"a\",\"vote\":\"all\",\"exp\":1800000000}",
+			"{\"sub\":\"a\",\"vote\":\"*\",\"seg\":\"\",\"exp\":1800000000}",
+			"{\"sub\":\"a\",\"vote\":\"*\",\"seg\":[],\"exp\":1800000000}",
+			"{\"sub\":\"a\",\"exp\":1800000000}",	/* grants nothing */
+		};
+
+		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+			CHECK(jwt_verify(jk, 7, make_token(hs, refused[i], "jwt-key"), now, &g, &why) < 0,
+				  "refused claims %s", refused[i]);
+	}
+	/* sub: 256 characters (multi-byte ones too) but not 257; seg: 64 */
+	memset(sub, 0, sizeof(sub));
+	for (int i = 0; i < 256; i++)
+		strcat(sub, "\xc3\xa9");
+	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"vote\":\"*\",\"exp\":1800000000}", sub);
+	CHECK(jwt_verify(jk, 7, make_token(hs, claims, "jwt-key"), now, &g, &why) == 0 &&
+		  utf8_chars(g.sub) == 256, "sub of 256 two-byte characters");
+	grant_free(&g);
+	snprintf(claims, sizeof(claims), "{\"sub\":\"x%s\",\"vote\":\"*\",\"exp\":1800000000}", sub);
+	CHECK(jwt_verify(jk, 7, make_token(hs, claims, "jwt-key"), now, &g, &why) < 0, "sub of 257 characters");
+	snprintf(claims, sizeof(claims), "{\"sub\":\"a\",\"vote\":\"*\",\"seg\":\"%065d\",\"exp\":1800000000}", 0);
+	CHECK(jwt_verify(jk, 7, make_token(hs, claims, "jwt-key"), now, &g, &why) < 0, "seg of 65 characters");
+	CHECK(jwt_sign(jk, 7, "{}", tok, 20) == 0, "jwt_sign into too small a buffer");
+}
+
+static void
+test_vote_messages(void)
+{
+	struct client_msg m;
+	const char *why;
+	char		buf[512], text[256];
+
+#define PARSE(s) client_msg_parse(s, strlen(s), &m, &why)
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"option\":2,\"ref\":\"c1\"}") == 0 &&
+		  m.type == CMSG_VOTE && m.poll == 4 && m.ballot.single && m.ballot.n == 1 &&
+		  m.ballot.options[0] == 2 && m.has_ref && strcmp(m.ref, "c1") == 0 && !m.bad_vote, "vote");
+	CHECK(ballot_text(&m.ballot, text, sizeof(text)) == 1 && strcmp(text, "2") == 0, "ballot text 2");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"options\":[3,1]}") == 0 && !m.ballot.single &&
+		  m.ballot.n == 2 && !m.has_ref, "multi vote");
+	CHECK(ballot_text(&m.ballot, text, sizeof(text)) == 5 && strcmp(text, "{3,1}") == 0, "ballot text {3,1}");
+	CHECK(PARSE("{\"type\":\"retract\",\"poll\":4,\"ref\":\"x\"}") == 0 && m.type == CMSG_RETRACT,
+		  "retract");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"option\":\"2\",\"ref\":\"r\"}") < 0 &&
+		  m.type == CMSG_VOTE && m.has_ref && m.has_poll, "a bad vote still has its ref and poll");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4}") < 0, "no option");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"option\":1,\"options\":[1]}") < 0, "both");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"options\":[1,null]}") < 0, "null in options");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"options\":{}}") < 0, "options an object");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"option\":1,\"ref\":5}") < 0, "ref a number");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"option\":1,\"ref\":\"a\\u0000b\"}") < 0, "ref with NUL");
+	snprintf(buf, sizeof(buf), "{\"type\":\"vote\",\"poll\":4,\"option\":1,\"ref\":\"%064d\"}", 0);
+	CHECK(PARSE(buf) == 0 && strlen(m.ref) == 64, "ref of 64");
+	snprintf(buf, sizeof(buf), "{\"type\":\"vote\",\"poll\":4,\"option\":1,\"ref\":\"%065d\"}", 0);
+	CHECK(PARSE(buf) < 0, "ref of 65");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"option\":0}") == 0 && m.bad_vote, "option 0");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"option\":65}") == 0 && m.bad_vote, "option 65");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"option\":-9223372036854775808}") == 0 && m.bad_vote,
+		  "option INT64_MIN");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"options\":[]}") == 0 && m.bad_vote, "no options");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":4,\"options\":[2,2]}") == 0 && m.bad_vote, "duplicates");
+	CHECK(PARSE("{\"type\":\"vote\",\"poll\":0,\"option\":1}") < 0, "poll 0");
+#undef PARSE
+	CHECK(vote_body_parse("{\"option\":3,\"ref\":\"h\"}", 22, &m, &why) == 0 && m.ballot.options[0] == 3 &&
+		  m.has_ref, "vote body");
+	CHECK(vote_body_parse("[1]", 3, &m, &why) < 0 && vote_body_parse("{", 1, &m, &why) < 0 &&
+		  vote_body_parse("{}", 2, &m, &why) < 0, "bad vote bodies");
+	buf[render_error_ref(buf, sizeof(buf) - 1, "closed", "poll 4 is closed", 4, "q\"1")] = '\0';
+	CHECK(strcmp(buf, "{\"type\":\"error\",\"code\":\"closed\",\"message\":\"poll 4 is closed\","
+				 "\"poll\":4,\"ref\":\"q\\\"1\"}") == 0, "error with ref: %s", buf);
+}
+
+static void
+test_rate_limit(void)
+{
+	struct ratelimit r;
+	int64_t		t = 1000000000;
+	int			ok = 0;
+
+	rl_init(&r, 5, 10, 3);
+	for (int i = 0; i < 12; i++)
+		ok += rl_take(&r, "alice", t) == 0;
+	CHECK(ok == 10, "a burst of 10, not %d", ok);
+	CHECK(rl_take(&r, "alice", t) == 200001, "the next token in 0.2 s");
+	CHECK(rl_take(&r, "alice", t + 200000) == 0 && rl_take(&r, "alice", t + 200000) > 0, "one token in 0.2 s");
+	CHECK(rl_take(&r, "bob", t) == 0 && rl_take(&r, "carol", t) == 0, "others have their own");
+	CHECK(rl_take(&r, "dave", t) == 1000000, "the table is full: refused");
+	rl_sweep(&r, t + 3000000);
+	CHECK(r.n == 0 && rl_take(&r, "dave", t + 3000000) == 0, "full buckets swept");
+	rl_free(&r);
+	rl_init(&r, 0, 0, 1);
+	for (int i = 0; i < 100; i++)
+		CHECK(rl_take(&r, "x", t) == 0, "rate 0: no limit");
+	rl_free(&r);
+	rl_init(&r, 1, 2, 100000);
+	for (int i = 0; i < 5000; i++)
+	{
+		char		key[16];
+
+		snprintf(key, sizeof(key), "k%d", i);
+		ok = rl_take(&r, key, t) == 0;
+		if (!ok)
+			break;
+	}
+	CHECK(ok && r.n == 5000 && r.n_buckets >= 2048, "the table grows");
+	rl_free(&r);
+}
+
 int
 main(void)
 {
@@ -592,6 +749,9 @@ main(void)
 	test_client_messages();
 	test_json_writer();
 	test_tokens();
+	test_voter_tokens();
+	test_vote_messages();
+	test_rate_limit();
 	printf("%d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;
 }

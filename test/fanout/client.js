@@ -4,7 +4,7 @@
  * driving the shipped browser client fanout/poll-client.js (not a copy).
  *
  *   node client.js --kind ws|sse|polling --base http://127.0.0.1:PORT --polls 1,2
- *                  --out STATEFILE [--log LOGFILE] [--pause-after-ms N]
+ *                  --out STATEFILE [--log LOGFILE] [--pause-after-ms N] [--token JWT]
  *
  * PollClient subscribes (WebSocket, one EventSource per poll, or short
  * polling), applies messages by version and reconnects with its own backoff;
@@ -117,7 +117,7 @@ function checkedFetch(url, init) {
 
 const transport = { ws: "websocket", sse: "sse", polling: "polling" }[args.kind || "ws"];
 if (!transport) throw new Error("--kind must be ws, sse or polling");
-client = new PollClient({ base: args.base, transport,
+client = new PollClient({ base: args.base, transport, token: args.token,
                           WebSocket: CheckedWebSocket, EventSource: CheckedEventSource, fetch: checkedFetch });
 for (const p of polls) client.subscribe(p, () => writeState());
 process.on("SIGTERM", () => process.exit(0));

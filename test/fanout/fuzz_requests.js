@@ -3,7 +3,7 @@
  * fuzz_requests.js — hostile HTTP and WebSocket traffic against poll-fanout.
  *
  *   node fuzz_requests.js --port P [--pid PID] --polls 1,2 [--seconds 30] [--seed S]
- *                         [--jwt-secret FILE] [--concurrency 16] [--record FILE]
+ *                         [--jwt-secret FILE] [--voter-secret FILE] [--concurrency 16] [--record FILE]
  *                         [--kinds http,ws,garbage]
  *   node fuzz_requests.js --port P [--pid PID] --replay FILE
  *
@@ -18,7 +18,12 @@
  * every type with good and bad fields, floods; each delivered whole, in
  * random pieces, or a byte at a time (slowloris), and often cut off
  * mid-request or mid-frame, or reset.  With --jwt-secret the tokens include
- * validly signed ones with hostile claims.
+ * validly signed ones with hostile claims.  Votes: vote and retract
+ * messages good and hostile (odd options, refs of every length, a voter or
+ * segment in the message, floods past the rates), POST, DELETE and GET on
+ * /polls/ID/vote with hostile bodies, POST /voters; with --voter-secret
+ * (the daemon's --voter-secret-file) they carry validly signed voter tokens
+ * with hostile claims, so that votes reach Postgres.
  *
  * Every few seconds, and at the end, a probe checks the daemon: PID alive,
  * /healthz answers (any status: 503 is fine while the stream is not
@@ -44,6 +49,7 @@ const polls = (args.polls || "1").split(",").map(Number);
 const seed = args.seed !== undefined ? Number(args.seed) >>> 0 : crypto.randomBytes(4).readUInt32LE(0);
 const kinds = (args.kinds || "http,ws,garbage").split(",");	/* which plans */
 const secret = args["jwt-secret"] ? fs.readFileSync(args["jwt-secret"], "utf8").replace(/\n$/, "") : null;
+const voterSecret = args["voter-secret"] ? fs.readFileSync(args["voter-secret"], "utf8").replace(/\n$/, "") : null;
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
 /* ---- a seeded PRNG (mulberry32) ---- */
@@ -143,7 +149,40 @@ function token(r) {
     [1, () => signJwt(hs, claimsJson(r), secret || "k").slice(0, -r.range(1, 10))],
     [1, () => signJwt(hs, claimsJson(r), secret || "k") + r.pick(["=", "==", "!", "%00", ".x"])],
     [secret ? 8 : 0, () => signJwt(hs, claimsJson(r), secret)],
+    [voterSecret ? 6 : 0, () => signJwt(hs, claimsJson(r), voterSecret)],
+    [voterSecret ? 4 : 0, () => voterToken(r)],
   ]);
+}
+/* a voter token (the voter secret's, or the jwt secret's with sub and vote) with hostile sub and seg */
+function voterToken(r) {
+  const key = voterSecret && (!secret || r.chance(0.5)) ? voterSecret : secret;
+  const claims = { exp: Math.floor(Date.now() / 1000) + 3600, vote: r.chance(0.8) ? "*" : polls.slice(0, 1) };
+  claims.sub = r.weighted([[6, () => "fuzz-voter-" + r.range(0, 40)], [1, "x".repeat(256)], [1, "é".repeat(256)],
+                           [1, "x".repeat(257)], [1, "a\u0000b"], [1, ""], [1, "'; DROP TABLE poll.ballot; --"],
+                           [1, "{\"1\",\"2\"}"], [1, "\\\"\\"], [1, "🗳".repeat(200)]]);
+  if (r.chance(0.4)) claims.seg = r.pick(["eu", "x".repeat(64), "x".repeat(65), "", "a,b", "{}", "\"", "seg-" + r.range(0, 3000)]);
+  if (!key) return "none";
+  return signJwt("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", JSON.stringify(claims), key);
+}
+/* a vote or retract message: mostly one Postgres takes, with hostile variations */
+function voteMessage(r) {
+  const fields = [["type", r.chance(0.8) ? "\"vote\"" : "\"retract\""],
+                  ["poll", r.chance(0.85) ? String(r.pick(polls)) : pollIdJson(r)]];
+  fields.push(...r.weighted([
+    [8, () => [["option", String(r.range(1, 4))]]],
+    [4, () => [["options", "[" + [...new Set(Array.from({ length: r.range(1, 4) }, () => r.range(1, 4)))].join(",") + "]"]]],
+    [1, () => [["options", "[" + Array.from({ length: 64 }, (_, i) => i + 1).join(",") + "]"]]],
+    [1, () => [["options", "[" + Array.from({ length: 65 }, (_, i) => i + 1).join(",") + "]"]]],
+    [1, () => [["option", numberJson(r)]]],
+    [1, () => [["options", r.pick(["[1,1]", "[0]", "[2147483648]", "[-2147483649]", "[1.0]", "[true]", "[[1]]"])]]],
+    [1, () => [["option", "1"], ["options", "[1]"]]],
+    [1, () => []],
+  ]));
+  if (r.chance(0.8)) fields.push(["ref", r.weighted([[6, () => JSON.stringify("r" + r.range(0, 1e6))],
+    [1, () => JSON.stringify("é".repeat(64))], [1, () => JSON.stringify("x".repeat(65))], [1, () => stringJson(r)],
+    [1, "\"\\u0000\""], [1, "1"], [1, "null"], [1, "\"\""]])]);
+  if (r.chance(0.2)) fields.push([r.pick(["voter", "sub", "seg", "segment", "token"]), stringJson(r)]);
+  return jsonObject(r.chance(0.1) ? fields.reverse() : fields);
 }
 
 /* ---- WebSocket messages of every type, good and bad fields ---- */
@@ -215,6 +254,10 @@ function frames(r) {
   for (let i = 0; i < n; i++) {
     r.weighted([
       [20, () => out.push(frame(r, { op: 1, payload: Buffer.from(wsMessage(r)), mask: masked() }))],
+      [8, () => out.push(frame(r, { op: 1, payload: Buffer.from(voteMessage(r)), mask: masked() }))],
+      [1, () => out.push(frame(r, { op: 1, mask: masked(),
+                                    payload: Buffer.from(JSON.stringify({ type: "auth", token: voterToken(r) })) }))],
+      [1, () => { for (let j = r.range(20, 120); j > 0; j--) out.push(frame(r, { op: 1, payload: Buffer.from(voteMessage(r)) })); }],
       [3, () => {	/* fragmented, with control frames in between */
         const p = Buffer.from(wsMessage(r));
         const k = r.range(2, 6);
@@ -281,7 +324,27 @@ function chunked(r, body) {
   ]);
 }
 
+/* POST, DELETE or GET on /polls/ID/vote, or POST /voters: well formed, hostile within */
+function voteRequest(r, eol) {
+  const method = r.weighted([[6, "POST"], [2, "DELETE"], [2, "GET"], [1, "PUT"]]);
+  const target = r.chance(0.15) ? "/voters" : "/polls/" + (r.chance(0.9) ? r.pick(polls) : r.pick(["0", "x", "987654321", "-1", "9".repeat(30)])) + "/vote";
+  const lines = [`${method} ${target} HTTP/1.1`, `Host: ${host}:${port}`];
+  if (r.chance(0.8)) lines.push("Authorization: Bearer " + (r.chance(0.7) ? voterToken(r) : token(r)));
+  let body = null;
+  if (method === "POST" && r.chance(0.9)) {
+    body = Buffer.from(r.weighted([[5, () => voteMessage(r)], [1, "{}"], [1, "[]"], [1, "null"], [1, "{\"option\":"],
+                                   [1, () => "{\"options\":[" + "1,".repeat(r.range(10, 1500)) + "1]}"],
+                                   [1, () => r.bytes(r.range(1, 200)).toString("latin1")]]), "latin1");
+    const lie = r.weighted([[8, 0], [1, 1], [1, -1]]);
+    lines.push("Content-Length: " + Math.max(0, body.length + lie));
+  }
+  if (r.chance(0.1)) lines.push("Content-Length: 0");
+  const head = Buffer.from(lines.join(eol) + eol + eol, "latin1");
+  return body ? Buffer.concat([head, body]) : head;
+}
+
 function httpRequest(r, eol) {
+  if (r.chance(0.25)) return voteRequest(r, eol);
   const method = r.weighted([[20, "GET"], [3, "POST"], [2, "OPTIONS"], [2, "DELETE"], [2, "PUT"], [2, "HEAD"],
     [1, "PATCH"], [1, "TRACE"], [1, "CONNECT"], [1, "get"], [1, "PRI"], [1, () => r.text(r.range(1, 12), "ABCXYZ-_!")],
     [1, () => "G".repeat(r.range(100, 5000))], [1, ""]]);
@@ -332,6 +395,7 @@ function wsHandshake(r) {
   const key = b64url(r.bytes(16)) + "==";
   /* with tokens required, half the handshakes carry a good one, so that frames meet a session */
   const tokenPart = secret && r.chance(0.5) ? "?token=" + goodToken()
+    : voterSecret && r.chance(0.4) ? "?token=" + voterToken(r)
     : secret || r.chance(0.2) ? "?token=" + encodeURIComponent(token(r)) : "";
   const valid = [`GET /ws${tokenPart} HTTP/1.1`, `Host: ${host}:${port}`, "Upgrade: websocket",
                  "Connection: Upgrade", `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString("base64")}`,
@@ -475,8 +539,10 @@ function httpGet(pathname, ms) {
   });
 }
 function goodToken() {
-  return signJwt("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", JSON.stringify({ exp: Math.floor(Date.now() / 1000) + 3600, polls: "*" }), secret);
+  return signJwt("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", JSON.stringify({ exp: Math.floor(Date.now() / 1000) + 3600, polls: "*",
+                                                                     sub: "fuzz-good-" + (goodTokens++ % 20), vote: "*" }), secret);
 }
+let goodTokens = 0;
 function alive() {
   if (daemonPid === null) return true;
   try { process.kill(daemonPid, 0); return true; } catch (e) { return false; }
@@ -587,7 +653,7 @@ async function fuzz() {
     process.exit(1);
   }
   const m = await httpGet("/metrics", 10000);
-  const counters = (m.body || "").split("\n").filter(l => /^poll_fanout_(rejected_inputs|messages_sent|snapshots)_total /.test(l))
+  const counters = (m.body || "").split("\n").filter(l => /^poll_fanout_(rejected_inputs|messages_sent|snapshots|votes_received|votes_acknowledged)_total /.test(l))
     .map(l => l.replace(/^poll_fanout_/, "")).join(", ");
   console.log(`ok: seed ${seed}: the daemon survived ${summary}; a legitimate client got its snapshot in ${legit.ms} ms; ${counters}`);
 }

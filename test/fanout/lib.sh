@@ -116,6 +116,16 @@ wait_healthy() {
 	fail "/healthz did not become 200 within ${1:-15} s"
 }
 
+# wait_votes_ready [seconds]: both vote connections of the daemon are up
+wait_votes_ready() {
+	local n=$(( ${1:-15} * 10 ))
+	for _ in $(seq 1 $n); do
+		[ "$(metric poll_fanout_vote_connections)" = 2 ] && return 0
+		sleep 0.1
+	done
+	fail "the vote connections did not come up within ${1:-15} s"
+}
+
 metric() {
 	curl -s "$(BASE)/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }

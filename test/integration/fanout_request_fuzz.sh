@@ -11,7 +11,9 @@
 # --jwt-secret-file.  FUZZ_SECONDS (default 45) is the whole run's length;
 # FUZZ_SEED replays a seed; FUZZ_CONCURRENCY connections at a time (16);
 # FUZZ_PHASES="open jwt" (the default) or either alone; FUZZ_KINDS=http,ws,garbage
-# (the default) or some of them.
+# (the default) or some of them.  Both phases take votes (--anonymous-votes):
+# hostile vote messages and requests, with validly signed voter tokens, and
+# at the end some of them must have been acknowledged.
 . "$(dirname "$0")/../fanout/lib.sh"
 need_node
 
@@ -46,7 +48,8 @@ fuzz() {	# phase-name seconds [daemon flags]
 	echo "--- $name: $secs s against pid $DAEMON_PID ($(basename "$FANOUT"))"
 	node "$FANOUT_TESTS/fuzz_requests.js" --port "$DAEMON_PORT" --pid "$DAEMON_PID" --polls "$polls" \
 		--seconds "$secs" --concurrency "${FUZZ_CONCURRENCY:-16}" --record "$WORK/$name-plans.jsonl" \
-		${FUZZ_SEED:+--seed "$FUZZ_SEED"} ${FUZZ_KINDS:+--kinds "$FUZZ_KINDS"} ${SECRET_ARG:+--jwt-secret "$SECRET_ARG"} || rc=$?
+		${FUZZ_SEED:+--seed "$FUZZ_SEED"} ${FUZZ_KINDS:+--kinds "$FUZZ_KINDS"} ${SECRET_ARG:+--jwt-secret "$SECRET_ARG"} \
+		--voter-secret "$WORK/voter-secret" || rc=$?
 	if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
 		wait "$DAEMON_PID" 2>/dev/null || rc=$?
 		fail "$name: poll-fanout died (exit status $rc; replay the recorded plans: $WORK/$name-plans.jsonl)"
@@ -61,6 +64,8 @@ fuzz() {	# phase-name seconds [daemon flags]
 		kill -KILL "$DAEMON_PID" 2>/dev/null || true
 		fail "$name: the fuzzer failed (plans: $WORK/$name-plans.jsonl)"
 	fi
+	# hostile votes did not keep good ones out
+	[ "$(metric poll_fanout_votes_acknowledged_total)" -gt 0 ] || fail "$name: no vote acknowledged"
 	# SIGTERM still stops it cleanly
 	kill -TERM "$DAEMON_PID"
 	rc=0
@@ -71,9 +76,11 @@ fuzz() {	# phase-name seconds [daemon flags]
 phases=${FUZZ_PHASES:-open jwt}
 [ "$phases" = open ] && open_s=$seconds
 [ "$phases" = jwt ] && jwt_s=$seconds
-[[ " $phases " != *" open "* ]] || fuzz open "$open_s"
+head -c 32 /dev/urandom | base64 >"$WORK/voter-secret"
+votes=(--anonymous-votes --voter-secret-file "$WORK/voter-secret" --vote-rate 50)
+[[ " $phases " != *" open "* ]] || fuzz open "$open_s" "${votes[@]}"
 head -c 32 /dev/urandom | base64 >"$WORK/secret"
-[[ " $phases " != *" jwt "* ]] || SECRET_ARG="$WORK/secret" fuzz jwt "$jwt_s" --jwt-secret-file "$WORK/secret"
+[[ " $phases " != *" jwt "* ]] || SECRET_ARG="$WORK/secret" fuzz jwt "$jwt_s" --jwt-secret-file "$WORK/secret" "${votes[@]}"
 psql_q -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
            WHERE application_name = 'fanout_request_fuzz_votes'" >/dev/null
 echo "ok: poll-fanout survived ${seconds} s of hostile requests"

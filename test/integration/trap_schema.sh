@@ -11,7 +11,7 @@
 # in pg_catalog too; and puts it first: search_path = trap, public,
 # pg_catalog for the database and every role.  Then everything poll does runs:
 # polls of each kind, votes (each form, each outcome, errors), bulk votes,
-# retractions, closes, folds by hand and by the worker, its status ticks and
+# retractions, batches, closes, folds by hand and by the worker, its status ticks and
 # retention, series, every view, every function of schema poll (checked from
 # the catalog), and poll-fanout's snapshot, stream and HTTP API.  A trap
 # that fires logs "TRAP FIRED"; any such line but the sanity checks' fails
@@ -185,6 +185,19 @@ expect 2 "$(v "SELECT poll.cast_votes($single, ARRAY['b1', 'b7', 'b2'], ARRAY[3,
 expect t "$(v "SELECT poll.retract_vote($single, 'b3')")" "retraction"
 expect f "$(v "SELECT poll.retract_vote($single, 'nobody')")" "retraction without a ballot"
 expect t "$(v "SELECT poll.retract_vote($multi, 'm3')")" "multi retraction"
+# batches (cast_vote_batch): every outcome, errors of single elements, segments, untyped parameters
+batch() {	# batch ROLE ARGS: the outcomes, space-separated, in element order
+	probe "$1" "SELECT pg_catalog.string_agg(coalesce(r.result, r.sqlstate), ' ') FROM poll.cast_vote_batch($2) r"
+}
+expect "cast changed unchanged cast retracted none 22023 42809 cast 23505 cast" "$(batch trap_voter \
+	"ARRAY[$single, $single, $single, $single, $single, $single, $single, $single, $multi, $fixed, $fixed],
+	 ARRAY['k1', 'k1', 'k1', 'k2', 'k2', 'k3', 'k4', 'k4', 'k5', 'f1', 'k6'],
+	 ARRAY['1', '2', '2', '3', NULL, NULL, '9', '{1,2}', '[3,1]', '2', '1'],
+	 ARRAY['eu', NULL, 'us', NULL, NULL, NULL, NULL, NULL, 'eu', NULL, NULL]")" "batch of every outcome"
+expect "cast" "$(batch trap_admin "ARRAY[$single], ARRAY['k7'], ARRAY['2']")" "batch as poll_admin"
+v "PREPARE b AS SELECT * FROM poll.cast_vote_batch(\$1, \$2, \$3, \$4);
+	EXECUTE b('{$single,$multi}', '{k8,k8}', '{1,\"{2,4}\"}', '{eu,NULL}')" >/dev/null
+probe_error trap_voter 22023 "SELECT * FROM poll.cast_vote_batch(ARRAY[$single], ARRAY['k9', 'k9'], ARRAY['1'])"
 if exists 'poll.ballot_of(bigint,text)'; then
 	expect '{2}' "$(v "SELECT poll.ballot_of($single, 'v1')")" "ballot_of"
 	expect '' "$(v "SELECT poll.ballot_of($single, 'nobody')")" "ballot_of without a ballot"
@@ -209,6 +222,8 @@ probe_error trap_admin 22023 "SELECT poll.create_poll('bad', ARRAY['a'])"
 if [ "$(sql postgres "SHOW poll.max_segments" 2>/dev/null)" = 4 ]; then
 	v "SELECT poll.cast_votes($single, ARRAY['g1', 'g2'], ARRAY[1, 1], ARRAY['seg1', 'seg2'])" >/dev/null
 	probe_error trap_voter 54000 "SELECT poll.cast_vote($single, 'g9', 1, 'one too many')"
+	expect "54000 cast" "$(batch trap_voter "ARRAY[$single, $single], ARRAY['g9', 'g10'], ARRAY['1', '1'],
+		ARRAY['one too many', 'seg1']")" "batch past the segment limit"
 fi
 # the SQL path the vote path takes when poll.ballot is not as the extension
 # made it (here: an index of someone else's)
@@ -219,10 +234,12 @@ expect cast "$(v "SELECT poll.cast_vote($multi, 'q2', ARRAY[1, 2])")" "SQL path,
 expect 2 "$(v "SELECT poll.cast_votes($single, ARRAY['q3', 'q4'], ARRAY[1, 2])")" "SQL path, bulk"
 expect 2 "$(v "SELECT poll.cast_votes($single, ARRAY['q3', 'q5'], ARRAY[2, 2], ARRAY['us', NULL])")" "SQL path, bulk change"
 expect t "$(v "SELECT poll.retract_vote($single, 'q4')")" "SQL path, retraction"
+expect "cast changed retracted cast" "$(batch trap_voter "ARRAY[$single, $single, $single, $single],
+	ARRAY['q6', 'q6', 'q3', 'q7'], ARRAY['1', '2', NULL, '3'], ARRAY['eu', NULL, NULL, 'us']")" "SQL path, batch"
 sql postgres "DROP INDEX poll.trap_ballot_cast_at" >/dev/null
 # and as a superuser
 expect cast "$(probe postgres "SELECT poll.cast_vote($single, 'su1', 3)")" "superuser vote"
-echo "ok: votes of each form and outcome, bulk votes, retractions and errors, through both write paths"
+echo "ok: votes of each form and outcome, bulk votes, batches, retractions and errors, through both write paths"
 
 # a manual fold, a wake-up of the worker (owner only: as superuser), a close (twice), webhooks
 probe trap_admin "SELECT poll.fold()" >/dev/null
@@ -297,6 +314,12 @@ PIDS+=($!)
 until_ok 10 grep -q '"type":"snapshot"' "$WORK/sse.out" || fail "no snapshot on the SSE stream"
 v "SELECT poll.cast_vote($multi, 'sse1', ARRAY[1, 2])" >/dev/null
 until_ok 10 grep -q '"type":"tally"' "$WORK/sse.out" || fail "no tally on the SSE stream after a vote"
+# --webhooks: a tally for webhook $w (to a closed port): what is due, begun, retried
+if [ -n "${w:-}" ] && grep -q -- --webhooks <<<"$usage"; then
+	v "SELECT poll.cast_vote($single, 'hook1', 3)" >/dev/null
+	twait 15 "SELECT coalesce(max(attempts), 0) > 0 FROM poll.webhook_delivery WHERE webhook_id = $w" ||
+		fail "poll-fanout --webhooks made no attempt for webhook $w"
+fi
 # the HTTP API, where this version of the daemon has it
 api() {	# api METHOD PATH [BODY]: the status, noted unless 2xx
 	local c
