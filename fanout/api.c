@@ -31,16 +31,6 @@
 
 enum api_route { ROUTE_NONE, ROUTE_CREATE, ROUTE_CLOSE };
 
-/* the snapshot of one poll, as GET /polls/ID has it (rendered by messages.c) */
-static const char *const snapshot_one_sql =
-"SELECT p.poll_id, p.title, t.version, t.status, t.ballots, t.votes,"
-" pg_catalog.array_agg(o.label ORDER BY o.option_id)"
-" FROM poll.poll p"
-" JOIN poll.tally t ON t.poll_id OPERATOR(pg_catalog.=) p.poll_id"
-" JOIN poll.option o ON o.poll_id OPERATOR(pg_catalog.=) p.poll_id"
-" WHERE p.poll_id OPERATOR(pg_catalog.=) $1::pg_catalog.int8"
-" GROUP BY p.poll_id, p.title, t.version, t.status, t.ballots, t.votes";
-
 static const char *const close_sql =
 "SELECT poll.close_poll($1::pg_catalog.int8)";
 
@@ -214,9 +204,9 @@ on_created(struct apireq *r, PGresult *res)
 		sql_error(r, res, create_fields);
 		return 0;
 	}
-	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
-	(void) parse_int64(id, strlen(id), &r->poll);
-	q_set(r, snapshot_one_sql, 1, params);
+	(void) parse_int64(PQgetvalue(res, 0, 0), (size_t) PQgetlength(res, 0, 0), &r->poll);
+	snprintf(id, sizeof(id), "{%lld}", (long long) r->poll);
+	q_set(r, snapshot_sql, 1, params);
 	r->status = 201;
 	r->on_result = on_snapshot;
 	return 1;
@@ -397,6 +387,8 @@ on_snapshot(struct apireq *r, PGresult *res)
 	}
 	p.status = (enum poll_status) row.status;
 	p.title = PQgetvalue(res, 0, 1);
+	p.multi = strcmp(PQgetvalue(res, 0, 7), "multi") == 0;
+	p.max_choices = atoi(PQgetvalue(res, 0, 8));
 	p.labels = labels;
 	p.n_options = n_labels;
 	p.state = POLL_READY;
@@ -426,8 +418,8 @@ on_closed(struct apireq *r, PGresult *res)
 		sql_error(r, res, NULL);
 		return 0;
 	}
-	snprintf(id, sizeof(id), "%lld", (long long) r->poll);
-	q_set(r, snapshot_one_sql, 1, params);
+	snprintf(id, sizeof(id), "{%lld}", (long long) r->poll);
+	q_set(r, snapshot_sql, 1, params);
 	r->on_result = on_snapshot;
 	return 1;
 }

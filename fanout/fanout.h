@@ -145,6 +145,8 @@ struct poll {
 	char		   *title;			/* NULL until the snapshot arrived */
 	char		  **labels;
 	int				n_options;
+	bool			multi;			/* kind 'multi' (from the snapshot query) */
+	int				max_choices;
 
 	/* the latest row: from the snapshot or the stream, highest version wins */
 	bool			have_row;
@@ -642,6 +644,7 @@ void		votes_count_refusal(struct fanout *f, const char *code);
 size_t		votes_metrics(struct fanout *f, char *out, size_t cap);
 
 /* 2 snapshots.c */
+extern const char *const snapshot_sql;	/* columns: id, title, version, status, ballots, votes, labels, kind, max_choices */
 void		snap_init(struct fanout *f);
 void		snap_stop(struct fanout *f);
 void		snap_want(struct fanout *f, struct session *s);

@@ -57,7 +57,8 @@ render_snapshot_json(const struct poll *p, char *out, size_t cap)
 	jb_fmt(&b, "{\"type\":\"snapshot\",\"poll\":%lld,\"version\":%lld,\"status\":\"%s\",\"title\":",
 		   (long long) p->id, (long long) p->version, status_name(p->status));
 	jb_json_string(&b, p->title ? p->title : "");
-	jb_fmt(&b, ",\"ballots\":%lld", (long long) p->ballots);
+	jb_fmt(&b, ",\"kind\":\"%s\",\"max_choices\":%d,\"ballots\":%lld",
+		   p->multi ? "multi" : "single", p->max_choices, (long long) p->ballots);
 	render_options(&b, p, true);
 	return b.overflow ? 0 : b.len;
 }

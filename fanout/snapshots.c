@@ -28,16 +28,17 @@
  * Every name schema-qualified, and the connection runs with search_path =
  * pg_catalog, pg_temp (db.c): no name resolves in a schema a user
  * could write to (a public.array_agg(text) would beat pg_catalog's
- * polymorphic one and run under the daemon's role).
+ * polymorphic one and run under the daemon's role).  $1: the polls' ids
+ * as an int8[] literal; api.c asks it for one poll too.
  */
-static const char *const snapshot_sql =
+const char *const snapshot_sql =
 "SELECT p.poll_id, p.title, t.version, t.status, t.ballots, t.votes,"
-" pg_catalog.array_agg(o.label ORDER BY o.option_id)"
+" pg_catalog.array_agg(o.label ORDER BY o.option_id), p.kind, p.max_choices"
 " FROM poll.poll p"
 " JOIN poll.tally t ON t.poll_id OPERATOR(pg_catalog.=) p.poll_id"
 " JOIN poll.option o ON o.poll_id OPERATOR(pg_catalog.=) p.poll_id"
 " WHERE p.poll_id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int8[])"
-" GROUP BY p.poll_id, p.title, t.version, t.status, t.ballots, t.votes";
+" GROUP BY p.poll_id, p.title, t.version, t.status, t.ballots, t.votes, p.kind, p.max_choices";
 
 static struct poll *next_wanted(struct session *s, bool *loading);
 static void query_connected(struct fanout *f);
@@ -219,6 +220,9 @@ apply_row(struct fanout *f, PGresult *res, int r)
 		poll_not_found(f, p, false);
 		return;
 	}
+	/* a poll's kind and max_choices never change: taken as they come */
+	p->multi = strcmp(PQgetvalue(res, r, 7), "multi") == 0;
+	p->max_choices = atoi(PQgetvalue(res, r, 8));
 	poll_apply_snapshot(f, p, PQgetvalue(res, r, 1), labels, n_labels, &row);
 }
 

@@ -69,11 +69,15 @@ got=$(req POST /polls "$NOTADMIN" "$body"); expect 403 forbidden "POST /polls wi
 got=$(req POST /polls "$ADMIN" "$body"); expect 201 '"type":"snapshot"' "POST /polls with an admin token"
 poll=$(node -e 'const m = JSON.parse(require("fs").readFileSync(process.argv[1])); console.log(m.poll)' "$WORK/out")
 grep -q '"label":"Blue, \\"dark\\""' "$WORK/out" || fail "the snapshot does not carry the labels: $(cat "$WORK/out")"
+grep -q '"kind":"single","max_choices":1,' "$WORK/out" || fail "the snapshot does not say the poll's kind: $(cat "$WORK/out")"
 [ "$(psql_q -c "SELECT title || '|' || (metadata->>'by') || '|' || n_options FROM poll.poll WHERE poll_id = $poll")" = "API poll|api|3" ] ||
 	fail "poll $poll is not the one asked for"
 got=$(req POST /polls "$ADMIN" '{"title":"Multi","options":["a","b","c"],"kind":"multi","max_choices":2,"allow_change":false,"closes_at":"2099-01-01T00:00:00Z"}')
 expect 201 '"status":"open"' "POST /polls of a multi poll"
+grep -q '"kind":"multi","max_choices":2,' "$WORK/out" || fail "the multi poll's snapshot does not say its kind: $(cat "$WORK/out")"
 mpoll=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).poll)' "$WORK/out")
+got=$(req GET "/polls/$mpoll" "$READER" "")
+expect 200 '"kind":"multi","max_choices":2,' "GET /polls/$mpoll (the snapshot query of snapshots.c)"
 [ "$(psql_q -c "SELECT kind || max_choices || allow_change || (closes_at = '2099-01-01Z') FROM poll.poll WHERE poll_id = $mpoll")" = multi2falsetrue ] ||
 	fail "the multi poll's arguments were not all taken"
 for case in 'options|{"title":"x","options":["only one"]}' \
