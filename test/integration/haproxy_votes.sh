@@ -7,7 +7,8 @@
 # (test/fanout/votes_lb.js): a vote sent once is answered cast or changed; a
 # vote answered unavailable, or not answered, is sent again and ends cast,
 # changed or unchanged (applied once); afterwards poll.ballots holds every
-# voter's last acknowledged vote and poll.results counts poll.ballots.
+# voter's last acknowledged vote and poll.results counts poll.ballots.  The
+# daemons trust the balancer's X-Forwarded-For (--trusted-proxy).
 . "$(dirname "$0")/../fanout/lib.sh"
 need_node
 command -v haproxy >/dev/null || fail "haproxy is not installed (scripts/deps.sh lists it)"
@@ -15,7 +16,7 @@ command -v haproxy >/dev/null || fail "haproxy is not installed (scripts/deps.sh
 
 poll=$(new_poll 'Balanced votes' A B C)
 printf 'voter-secret-%s\n' "$(date +%s%N)" >"$WORK/voters"
-flags=(--keepalive 1 --anonymous-votes --voter-secret-file "$WORK/voters" --vote-rate 1000)
+flags=(--keepalive 1 --anonymous-votes --voter-secret-file "$WORK/voters" --vote-rate 1000 --trusted-proxy 127.0.0.1)
 for n in 1 2 3; do
 	fanout "$n" "${flags[@]}"
 	wait_votes_ready
