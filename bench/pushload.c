@@ -18,6 +18,14 @@
  * seconds (the caller starts its background load then); after the last probe
  * it reads until every client has seen it, at most --drain-max seconds.
  * Prints key=value lines; --raw writes every latency (ms), one a line.
+ * Receipt is when the message's bytes reached the client's socket (the
+ * kernel's receive timestamp, SO_TIMESTAMPNS), so that this one process's
+ * lag in reading 10 000 sockets is not counted against the server;
+ * read_p50_ms is the same from the time this process read them.
+ * Also the intervals between one client's messages while the probes run:
+ * period_ms, their mean, and wait_ms = sum(P^2) / (2 sum(P)), the mean
+ * wait until a client's next message for a change that comes at a random
+ * moment (longer than period_ms / 2 when the intervals vary).
  *
  * idle: opens up to N subscribed connections, reports how many are held, the
  * VmRSS of --pid (the server) while they are held, and how many are still
@@ -71,6 +79,7 @@ struct conn
 	uint8_t		failed;
 	int32_t		seen;			/* highest probe index seen */
 	int64_t		started_ns;
+	int64_t		last_msg_ns;	/* while the probes run */
 	char		key[25];		/* Sec-WebSocket-Key */
 	char	   *pend;			/* unparsed input: partial headers or frame */
 	uint32_t	pend_len;
@@ -101,12 +110,16 @@ static int	epfd;
 static long nopen, ninflight, nfailed, nclosed_by_peer, nstarted, nsubscribed;
 static long total_msgs, window_msgs, error_msgs;
 static int	in_window;
+static double period_sum, period_sq;	/* intervals between one client's messages, ns */
 static char rbuf[RBUF];
 
 /* probes, shared with the probe thread */
 static int	nprobes;
 static int64_t *t_probe;		/* commit acknowledged, ns */
-static int64_t *t_recv;			/* [k * nclients + c], ns; 0 = not seen */
+static int64_t *t_recv;			/* [k * nclients + c], ns, reached the socket; 0 = not seen */
+static int64_t *t_read;			/* the same, read by us */
+static int64_t read_now;		/* when the current batch of events was read */
+static int64_t real_minus_mono;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 static _Atomic int probes_done;
 static _Atomic long base_votes = -1;
 static _Atomic int probe_failed;
@@ -288,7 +301,17 @@ on_message(int ci, const char *msg, size_t len, int64_t now)
 
 	total_msgs++;
 	if (in_window)
+	{
 		window_msgs++;
+		if (c->last_msg_ns)
+		{
+			double		p = (double) (now - c->last_msg_ns);
+
+			period_sum += p;
+			period_sq += p * p;
+		}
+		c->last_msg_ns = now;
+	}
 	if (!c->got_msg)
 	{
 		c->got_msg = 1;
@@ -305,7 +328,10 @@ on_message(int ci, const char *msg, size_t len, int64_t now)
 	if (j > nprobes)
 		j = nprobes;
 	for (k = c->seen + 1; k <= j; k++)
+	{
 		t_recv[(k - 1) * nclients + ci] = now;
+		t_read[(k - 1) * nclients + ci] = read_now;
+	}
 	if (j > c->seen)
 		c->seen = (int32_t) j;
 }
@@ -455,10 +481,26 @@ static void
 on_readable(int ci, int64_t now)
 {
 	struct conn *c = &conns[ci];
-	ssize_t		n = recv(c->fd, rbuf, RBUF, 0);
+	struct iovec iov = {rbuf, RBUF};
+	char		cbuf[CMSG_SPACE(sizeof(struct timespec))];
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	ssize_t		n = recvmsg(c->fd, &mh, 0);
 	char	   *data;
 	size_t		len;
 	long		used;
+
+	/* when the bytes reached the socket (the last of them, when several segments are read at once) */
+	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS)
+		{
+			struct timespec ts;
+			int64_t		t;
+
+			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+			t = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec - real_minus_mono;
+			if (t > 0 && t <= now)
+				now = t;
+		}
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
 	{
@@ -603,6 +645,7 @@ start_conn(int ci)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	src.sin_addr.s_addr = htonl(0x7f000000u + (uint32_t) (src_base + ci / PER_SRC_ADDR));
 	dst.sin_addr.s_addr = htonl(0x7f000001u);
 	dst.sin_port = htons(port);
@@ -657,6 +700,11 @@ loop_once(int timeout_ms)
 	int			n = epoll_wait(epfd, ev, 1024, timeout_ms),
 				i;
 	int64_t		now = now_ns();
+	struct timespec rt;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	real_minus_mono = (int64_t) rt.tv_sec * 1000000000 + rt.tv_nsec - now_ns();
+	read_now = now;
 
 	if (n < 0 && errno != EINTR)
 		die("epoll_wait");
@@ -955,7 +1003,8 @@ main(int argc, char **argv)
 		nprobes = (int) (seconds * 1000 / interval_ms);
 		t_probe = calloc(nprobes, sizeof(*t_probe));
 		t_recv = calloc((size_t) nprobes * nclients, sizeof(*t_recv));
-		if (!t_probe || !t_recv)
+		t_read = calloc((size_t) nprobes * nclients, sizeof(*t_read));
+		if (!t_probe || !t_recv || !t_read)
 			die("calloc");
 		read_cpu_rss(server_pid, &ticks0, &rss);
 		getrusage(RUSAGE_SELF, &ru0);
@@ -1025,6 +1074,24 @@ main(int argc, char **argv)
 				   missing ? -1.0 : (nsamples ? lat[nsamples - 1] : -1.0));
 			printf("window_s=%.2f msgs=%ld msgs_per_s=%.0f error_msgs=%ld\n",
 				   (w1 - w0) / 1e9, window_msgs, window_msgs / ((w1 - w0) / 1e9), error_msgs);
+			{
+				/* the same latencies from the time this process read the bytes */
+				double	   *rl = malloc(sizeof(double) * (size_t) (nsamples ? nsamples : 1));
+				long		m = 0;
+
+				if (!rl)
+					die("malloc");
+				for (k = 0; k < nprobes; k++)
+					for (c = 0; c < nclients; c++)
+						if (!conns[c].failed && t_read[k * nclients + c])
+							rl[m++] = (t_read[k * nclients + c] - t_probe[k]) / 1e6;
+				qsort(rl, m, sizeof(double), cmp_double);
+				printf("read_p50_ms=%.2f\n", (all * 0.5 <= m) ? pct(rl, all, 50) : -1);
+				free(rl);
+			}
+			printf("period_ms=%.2f wait_ms=%.2f\n",
+				   window_msgs > open_at_start ? period_sum / 1e6 / (double) (window_msgs - open_at_start) : -1.0,
+				   period_sum > 0 ? period_sq / (2 * period_sum) / 1e6 : -1.0);
 			printf("client_cpu_pct=%.1f\n",
 				   ((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e6 +
 					(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec)) /

@@ -20,7 +20,7 @@
  *     sessions.c    a session's lifetime (init, detach), grants, the 1 s sweep
  *     webhooks.c    --webhooks: due deliveries, libcurl multi on our loop, the
  *                   leader lock, delivery state on a connection of its own
- *   4 writer.c      the ready list, the throttle heap, framing, the writes
+ *   4 writer.c      the ready list, the throttle wheel, framing, the writes
  *     csv.c         a ballots export: its connection, COPY, flow-controlled writes
  *   3 messages.c    snapshot/tally/status/pong JSON, rendered once per version
  *   2 snapshots.c   snapshot queries: fair ring, batches, resync
@@ -62,7 +62,7 @@
  *                        HTTP_DROP_PROTOCOL, WSI_DESTROY) goes through
  *                        session_detach() first (main.c), which takes it off
  *                        its subscriptions, the ready list, the throttle
- *                        heap, the sweep list and the snapshots' ring; it is
+ *                        wheel, the sweep list and the snapshots' ring; it is
  *                        idempotent (a detached session is all zero).  While
  *                        attached, each of those points to it.
  *   struct pgc           one libpq connection; db.c opens and closes them
@@ -172,11 +172,26 @@ struct poll {
 
 	/*
 	 * The messages of the current version, rendered once for all the
-	 * subscribers that need them (MSG_*), NULL until first asked for.
+	 * subscribers that need them (MSG_*), NULL until first asked for:
+	 * the JSON at msg[k] + MSG_HEADROOM, its WebSocket frame header
+	 * right before it, so that a WebSocket client's copy is one send()
+	 * of this very buffer (messages.c).
 	 */
 	char		   *msg[3];
-	size_t			msg_len[3], msg_cap[3];
+	size_t			msg_len[3], msg_cap[3];	/* JSON length; buffer size */
 	int64_t			msg_version[3];
+	uint64_t		n_changes;		/* poll_changed() calls: coalescing is counted at write */
+};
+
+#define MSG_HEADROOM	16			/* before a message's JSON: room for its frame header */
+
+/* one message ready to go: its JSON, and its WebSocket frame (header + JSON, contiguous) */
+struct msg_ref {
+	const char	   *json;
+	size_t			json_len;
+	const char	   *frame;
+	size_t			frame_len;
+	int64_t			version;
 };
 
 enum msg_kind { MSG_SNAPSHOT, MSG_TALLY, MSG_STATUS };
@@ -187,8 +202,15 @@ struct subscription {
 	struct subscription *poll_prev, *poll_next;
 	int64_t			sent_version;	/* last version the client has */
 	bool			need_snapshot;	/* first message of this subscription */
+	/*
+	 * On the poll's dirty list: its session will look at it without a
+	 * wake-up from poll_changed() (a write is due, or its throttle window
+	 * runs and ends with a look); clean: it has the poll's latest state
+	 * and a change must schedule its session.
+	 */
 	bool			dirty;
 	int64_t			last_sent_us;
+	uint64_t		changes_seen;	/* the poll's n_changes at the last message sent */
 };
 
 enum session_kind { SESS_NONE, SESS_WS, SESS_SSE, SESS_HTTP_SNAPSHOT, SESS_HTTP_STATIC,
@@ -205,28 +227,37 @@ struct outmsg {
 };
 
 struct session {
+	/* what a write touches first, together (writer.c) */
 	enum session_kind kind;
-	struct lws	   *wsi;
-	struct fanout  *f;
-	bool			counted;		/* included in f->n_clients */
 	bool			want_write;		/* a write is on its way: on f's ready list, or a
 									 * writeable callback asked for */
 	bool			gone;			/* closing: no more writes, direct or not */
-	struct lws_dll2	ready_node;		/* on f->ready while attached */
-	struct lws_dll2	stream_node;	/* on f->streams (the write-timeout sweep) while attached */
-	struct lws_dll2	snap_node;		/* on f->snap_ring while a poll it wants is loading */
-	int				heap_idx;		/* 1-based place in f->heap (waiting for due_us), 0: none */
-	int64_t			due_us;
-	int				n_subs, subs_cap;
+	bool			closing;		/* close after the queued messages */
+	bool			keepalive_due;	/* idle for --keepalive: a comment or ping goes next */
+	bool			write_armed;	/* the 30 s write timeout is running */
+	bool			direct;			/* plain TCP, a connection of its own: writer.c
+									 * send()s to fd itself (writer.c's header) */
+	bool			lws_check;		/* lws may have bytes of its own to send or a close
+									 * frame prepared: ask it before a direct write
+									 * (set by input, wsguard.c; cleared by a
+									 * writeable callback) */
+	bool			counted;		/* included in f->n_clients */
+	int				fd;				/* the socket, for direct writes */
+	int				n_subs;
+	struct lws	   *wsi;
+	struct fanout  *f;
 	struct subscription **subs;		/* grows up to MAX_SUBSCRIPTIONS */
 	struct outmsg  *outq_head, *outq_tail;	/* pongs and errors */
-	int				outq_len;
-	bool			closing;		/* close after the queued messages */
-	int64_t			close_at_us;
-	bool			keepalive_due;	/* idle for --keepalive: a comment or ping goes next */
-	int64_t			last_write_us;
-	bool			write_armed;	/* the 30 s write timeout is running */
+	int64_t			wheel_slot;		/* on the throttle wheel in this slot, 0: not */
+	int				wheel_pos;		/* its place in the slot */
+	int				subs_cap;
 	int64_t			write_armed_us;	/* since when, or since the last write */
+	int64_t			last_write_us;
+	struct lws_dll2	ready_node;		/* on f->ready while attached */
+	int64_t			close_at_us;
+	struct lws_dll2	stream_node;	/* on f->streams (the write-timeout sweep) while attached */
+	struct lws_dll2	snap_node;		/* on f->snap_ring while a poll it wants is loading */
+	int				outq_len;
 	struct grant	grant;
 
 	/* WebSocket input: one message, reassembled from fragments when it comes in pieces */
@@ -269,9 +300,27 @@ struct session {
 	struct csv_export *csv;			/* GET /polls/ID/ballots.csv (csv.c) */
 };
 
-struct heap_ent {
-	int64_t			due_us;
-	struct session *s;
+/*
+ * The throttle wheel (writer.c): sessions waiting for a time (the end of a
+ * throttle window, a close's linger), in slots of gran_us; slot k (counted
+ * from the epoch of now_us()) holds the sessions due in ((k-1)·gran, k·gran]
+ * and is served at k·gran, never earlier.  A slot is an array, so that a
+ * pass over it can prefetch the sessions ahead.
+ */
+struct wheel_slot {
+	struct session **v;				/* NULL entries: removed during a pass */
+	int				n, cap;
+};
+
+struct wheel {
+	int64_t			gran_us;
+	int				n_slots;		/* a power of 2, covering the longest wait */
+	int64_t			next;			/* the first slot not served yet */
+	int				n;				/* sessions on the wheel */
+	struct wheel_slot *slots;
+	uint64_t	   *used;			/* one bit per non-empty slot */
+	struct wheel_slot pass;			/* the slot being served (swapped out) */
+	int64_t			pass_slot;		/* its number, 0: no pass */
 };
 
 struct metrics {
@@ -465,18 +514,17 @@ struct fanout {
 	unsigned char  *scratch;		/* LWS_PRE + SCRATCH_SIZE, for rendering */
 
 	/*
-	 * Write scheduling (clients.c): a session with something to send now
-	 * waits on the ready list, which clients_flush() empties once per
+	 * Write scheduling (writer.c): a session with something to send now
+	 * waits on the ready list, which writer_flush() empties once per
 	 * turn of the event loop (writing directly to every socket that takes
-	 * it); sessions whose next message waits for a throttle window sit in
-	 * one min-heap by due time, driven by one timer; WebSocket and SSE
-	 * sessions are on one list that a once a second sweep checks for the
-	 * 30 s write timeout.  No per-client lws timers: lws keeps those in a
-	 * sorted list, O(clients) per insert.
+	 * it); sessions whose next message waits for a throttle window sit on
+	 * the wheel, whose timer writes each slot's sessions when it ends;
+	 * WebSocket and SSE sessions are on one list that a once a second
+	 * sweep checks for the 30 s write timeout.  No per-client lws timers:
+	 * lws keeps those in a sorted list, O(clients) per insert.
 	 */
 	lws_dll2_owner_t ready;			/* sessions to write before the loop waits, FIFO */
-	struct heap_ent *heap;
-	int				heap_len, heap_cap;
+	struct wheel	wheel;
 	struct timer	tick_timer;
 	int64_t			tick_at_us;		/* when tick_timer fires, 0: not scheduled */
 	struct timer	sweep_timer;
@@ -557,7 +605,7 @@ void		writer_mark_dirty(struct session *s, struct subscription *sub);
 void		writer_queue(struct session *s, const char *text, size_t len, bool close_after);
 void		writer_error(struct session *s, const char *code, const char *msg, int64_t poll);
 int			session_write_updates(struct session *s);
-void		heap_remove(struct fanout *f, struct session *s);
+void		writer_forget(struct session *s);
 void		kill_soon(struct fanout *f, struct lws *wsi, enum pending_timeout reason);
 
 /* 4 csv.c: the ballots export, written as the client's socket takes it */
@@ -568,8 +616,8 @@ void		csv_forget_session(struct session *s);
 
 /* 3 messages.c */
 const char *status_name(enum poll_status s);
-const char *message_for(struct fanout *f, struct subscription *sub, size_t *len,
-						int64_t *version);
+bool		message_for(struct fanout *f, struct subscription *sub, struct msg_ref *m);
+size_t		ws_frame_header(unsigned char *out, size_t len);
 size_t		render_snapshot_json(const struct poll *p, char *out, size_t cap);
 size_t		render_message(const struct poll *p, enum msg_kind k, char *out, size_t cap);
 size_t		render_pong(char *out, size_t cap, const char *ping_id);

@@ -412,16 +412,30 @@ stream_ignores_input(struct session *s)
  * (the loop then waits) until a watcher of ours sees the socket writable
  * again (lws 4.1 ignores every event of an rx-flow-controlled HTTP
  * connection, POLLOUT too: hence our watcher, not its writeable callback).
- * await_client() is true when the socket is choked and rx paused.
+ * A client that takes nothing for WRITE_TIMEOUT_SECS is dropped, as a
+ * WebSocket or SSE client is.  await_client() is true when the socket is
+ * choked and rx paused.
  */
 static void
 unchoke_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct session *s = lws_container_of(w, struct session, unchoke);
+	struct lws_pollfd pfd = {.fd = w->fd, .events = LWS_POLLOUT, .revents = LWS_POLLOUT};
 
 	(void) loop;
 	(void) revents;
 	resume_rx(s);
+	if (!lws_partial_buffered(s->wsi))
+		return;					/* our writeable callback pauses again if need be */
+
+	/*
+	 * lws holds the end of a write the socket did not take (a response
+	 * over the socket's buffer).  It sends that on POLLOUT without calling
+	 * us back, so with rx left on, a client that took only part of it got
+	 * the busy loop back.  Let lws send it now, then pause again.
+	 */
+	if (lws_service_fd(s->f->lws, &pfd) == 0)
+		(void) await_client(s);	/* else lws closed the connection (and s) */
 }
 
 static bool
@@ -441,6 +455,8 @@ await_client(struct session *s)
 		return true;			/* then lws spins, as before, until the client reads */
 	ev_io_init(&s->unchoke, unchoke_cb, fd, EV_WRITE);
 	ev_io_start(s->f->loop, &s->unchoke);
+	/* from the last byte the client took; the transaction's end clears it */
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, WRITE_TIMEOUT_SECS);
 	return true;
 }
 

@@ -313,7 +313,7 @@ callback_main(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 			 * protocol change (lws_bind_protocol() frees it right after
 			 * HTTP_DROP_PROTOCOL), and the wsi's destruction.  The
 			 * session lets go of its subscriptions, the ready list, the
-			 * throttle heap and the sweep list first (idempotent).
+			 * throttle wheel and the sweep list first (idempotent).
 			 */
 			session_note_close(user);
 			session_detach(user);

@@ -89,22 +89,50 @@ render_message(const struct poll *p, enum msg_kind k, char *out, size_t cap)
 }
 
 /*
+ * The WebSocket frame header of an unfragmented text message of len bytes,
+ * as a server sends it (unmasked): 2, 4 or 10 bytes, written to out.
+ */
+size_t
+ws_frame_header(unsigned char *out, size_t len)
+{
+	out[0] = 0x81;				/* FIN, text */
+	if (len < 126)
+	{
+		out[1] = (unsigned char) len;
+		return 2;
+	}
+	if (len < 65536)
+	{
+		out[1] = 126;
+		out[2] = (unsigned char) (len >> 8);
+		out[3] = (unsigned char) len;
+		return 4;
+	}
+	out[1] = 127;
+	for (int i = 0; i < 8; i++)
+		out[2 + i] = (unsigned char) ((uint64_t) len >> (56 - 8 * i));
+	return 10;
+}
+
+/*
  * The message that brings the subscriber from sent_version to the poll's
  * current version: a snapshot first, then a tally or a status, or a
  * snapshot again when both changed since the client's version.  Each kind
  * is rendered once per version and shared by every subscriber that needs
- * it (the text stays valid until the poll changes or goes).
- * Returns NULL when there is nothing to send.
+ * it, with its WebSocket frame header right before the JSON: the text
+ * stays valid until the poll changes or goes.  Returns false when there is
+ * nothing to send.
  */
-const char *
-message_for(struct fanout *f, struct subscription *sub, size_t *len, int64_t *version)
+bool
+message_for(struct fanout *f, struct subscription *sub, struct msg_ref *m)
 {
 	struct poll *p = sub->poll;
 	enum msg_kind k;
 	bool		sc, tc;
+	char	   *json;
 
 	if (p->state != POLL_READY || !p->have_row || p->version <= sub->sent_version)
-		return NULL;
+		return false;
 	sc = p->status_version > sub->sent_version;
 	tc = p->tally_version > sub->sent_version;
 	if (sub->need_snapshot || sub->sent_version < p->base_version || (sc && tc))
@@ -117,28 +145,41 @@ message_for(struct fanout *f, struct subscription *sub, size_t *len, int64_t *ve
 	{
 		char	   *out = (char *) f->scratch;
 		size_t		n = render_kind(p, k, out, SCRATCH_SIZE);
-		char	   *m;
 
 		if (n == 0)
-			return NULL;
-		if (n > p->msg_cap[k])
+			return false;
+		if (MSG_HEADROOM + n > p->msg_cap[k])
 		{
 			/* reused from version to version: grows, never churns */
-			size_t		cap = n < 256 ? 256 : n + n / 4;
+			size_t		cap = MSG_HEADROOM + (n < 256 ? 256 : n + n / 4);
+			char	   *b = realloc(p->msg[k], cap);
 
-			m = realloc(p->msg[k], cap);
-			if (!m)
-				return NULL;
-			p->msg[k] = m;
+			if (!b)
+				return false;
+			p->msg[k] = b;
 			p->msg_cap[k] = cap;
 		}
-		memcpy(p->msg[k], out, n);
+		memcpy(p->msg[k] + MSG_HEADROOM, out, n);
 		p->msg_len[k] = n;
 		p->msg_version[k] = p->version;
+		{
+			unsigned char hdr[10];
+			size_t		hl = ws_frame_header(hdr, n);
+
+			memcpy(p->msg[k] + MSG_HEADROOM - hl, hdr, hl);
+		}
 	}
-	*len = p->msg_len[k];
-	*version = p->version;
-	return p->msg[k];
+	json = p->msg[k] + MSG_HEADROOM;
+	m->json = json;
+	m->json_len = p->msg_len[k];
+	{
+		size_t		hl = m->json_len < 126 ? 2 : m->json_len < 65536 ? 4 : 10;
+
+		m->frame = json - hl;
+		m->frame_len = hl + m->json_len;
+	}
+	m->version = p->version;
+	return true;
 }
 
 /* {"type":"pong","id":...}: ping_id is the client's id as JSON text, or empty */

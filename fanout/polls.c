@@ -139,8 +139,11 @@ poll_release_if_unused(struct fanout *f, struct poll *p)
 
 /*
  * Every subscriber needs the new state.  One that is already dirty has its
- * session scheduled (a writeable callback asked for, or waiting in the
- * throttle heap): only the others need scheduling.
+ * session scheduled (a write due, or its throttle window running, at whose
+ * end the writer looks at it): only the clean ones need scheduling, so a
+ * change costs nothing per subscriber that is waiting anyway.  The changes
+ * a message merges are counted when it is written (writer.c), from
+ * n_changes.
  */
 void
 poll_changed(struct fanout *f, struct poll *p)
@@ -149,7 +152,7 @@ poll_changed(struct fanout *f, struct poll *p)
 
 	for (int k = 0; k < 3; k++)
 		p->msg_version[k] = -1;
-	f->m.coalesced += (uint64_t) p->n_dirty;
+	p->n_changes++;
 	while ((s = p->subs) != NULL)
 	{
 		sub_set_dirty(s, true);
@@ -298,6 +301,7 @@ sub_add(struct fanout *f, struct session *s, struct poll *p, int64_t version)
 	sub->sess = s;
 	sub->sent_version = version;
 	sub->need_snapshot = true;
+	sub->changes_seen = p->n_changes;
 	sub->dirty = p->state != POLL_LOADING;
 	sub_link(sub);
 	p->n_subs++;

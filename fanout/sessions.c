@@ -3,7 +3,7 @@
  * hands us a connection, session_detach() from every lws callback that
  * frees the per-session data (main.c routes CLOSED, CLOSED_HTTP,
  * HTTP_DROP_PROTOCOL and WSI_DESTROY here), which takes the session off
- * its subscriptions, the ready list, the throttle heap, the sweep list and
+ * its subscriptions, the ready list, the throttle wheel, the sweep list and
  * the snapshots' ring first, and is idempotent.  Also what a session may
  * see (its token's grant, and the end of its subscriptions when the token
  * expires), and the 1 s sweep over WebSocket and SSE sessions: the 30 s
@@ -49,8 +49,20 @@ session_init(struct fanout *f, struct session *s, struct lws *wsi, enum session_
 	s->tokens = RATE_BURST;
 	s->tokens_at_us = now_us();
 	s->last_write_us = s->tokens_at_us;
+	s->fd = -1;
 	if (kind == SESS_WS || kind == SESS_SSE)
 	{
+		/*
+		 * Plain TCP on a connection of its own: the writer sends to the
+		 * socket itself (writer.c).  Over TLS, or as an HTTP/2 stream,
+		 * every byte goes through lws.
+		 */
+		if (!lws_is_ssl(wsi) && lws_get_network_wsi(wsi) == wsi)
+		{
+			s->fd = lws_get_socket_fd(wsi);
+			s->direct = s->fd >= 0;
+		}
+		s->lws_check = true;	/* lws may still be sending the handshake or headers */
 		s->counted = true;
 		if (kind == SESS_WS)
 			f->n_clients_ws++;
@@ -70,8 +82,7 @@ session_detach(struct session *s)
 		return;					/* never initialised */
 	ev_io_stop(f->loop, &s->drain);	/* a no-op unless started (http.c) */
 	ev_io_stop(f->loop, &s->unchoke);	/* likewise */
-	heap_remove(f, s);
-	lws_dll2_remove(&s->ready_node);
+	writer_forget(s);
 	lws_dll2_remove(&s->stream_node);
 	snap_forget_session(f, s);
 	votes_forget_session(s);	/* its queued votes go, those in a batch answer no one */

@@ -266,6 +266,13 @@ recv(int fd, void *buf, size_t len, int flags)
 		errno = EAGAIN;
 		return -1;
 	}
+	if (g->mode == G_WS)
+	{
+		struct session *s = lws_wsi_user(g->wsi);
+
+		if (s)
+			s->lws_check = true;	/* a ping makes lws owe a pong, a bad frame a close (writer.c) */
+	}
 	return ok;
 }
 
