@@ -31,9 +31,9 @@
  *   1 polls.c       the poll cache, subscriptions, the negative cache
  *   0 db.c          the libpq connections: non-blocking connect, backoff
  *     loop.c        time, the log, our timers
- *     protocol.c, pgoutput.c, auth.c, ratelimit.c: pure (client JSON and
+ *     protocol.c, pgoutput.c, auth.c, ratelimit.c, proxies.c: pure (client JSON and
  *                   the JSON writer, the pgoutput decoder, HS256 tokens and
- *                   voter tokens, token buckets), no fanout.h
+ *                   voter tokens, token buckets, --trusted-proxy), no fanout.h
  *
  * Callbacks up: f->sub_dirty (polls.c -> writer.c, set by writer_start);
  * f->on_tally_row (stream.c -> webhooks.c, set by webhooks_start);
@@ -101,6 +101,7 @@
 #include "auth.h"
 #include "pgoutput.h"
 #include "protocol.h"
+#include "proxies.h"
 #include "ratelimit.h"
 
 #define MAX_OPTIONS			64
@@ -491,6 +492,8 @@ struct fanout {
 	bool			anonymous_votes;	/* --anonymous-votes: POST /voters */
 	unsigned char	voter_secret[512];	/* --voter-secret-file */
 	size_t			voter_secret_len;
+	struct proxy_net trusted_proxies[PROXIES_MAX];	/* --trusted-proxy */
+	int				n_trusted_proxies;
 	int				vote_rate;		/* --vote-rate: per voter per second, 0: no limit */
 	int				vote_queue;		/* --vote-queue: votes waiting for a batch at most */
 	struct keys		keys;			/* the secrets tokens are checked with */
@@ -623,6 +626,7 @@ size_t		render_pong(char *out, size_t cap, const char *ping_id);
 
 /* 5 voting.c (above sessions.c) */
 void		voting_start(struct fanout *f);
+void		voting_note_peer(struct session *s);
 void		voting_stop(struct fanout *f);
 void		voting_ws_message(struct session *s, const struct client_msg *m);
 void		voting_ws_refuse(struct session *s, const struct client_msg *m, const char *code,

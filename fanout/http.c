@@ -493,6 +493,7 @@ http_request(struct fanout *f, struct lws *wsi, struct session *s, const char *p
 
 	session_detach(s);
 	session_init(f, s, wsi, SESS_HTTP_STATIC);
+	voting_note_peer(s);		/* each request's own X-Forwarded-For */
 	if (request_body_length(wsi) > MAX_BODY)
 	{
 		f->m.rejected_inputs++;

@@ -41,7 +41,7 @@ usage(FILE *out)
 			"                   [--jwt-secret-file FILE] [--tls-cert FILE --tls-key FILE] [--max-clients N]\n"
 			"                   [--web-root DIR] [--verbose] [--allow-origin ORIGIN]... [--keepalive SECONDS]\n"
 			"                   [--anonymous-votes --voter-secret-file FILE] [--vote-rate N] [--vote-queue N]\n"
-			"                   [--webhooks]\n"
+			"                   [--webhooks] [--trusted-proxy ADDR[/PREFIX]]...\n"
 			"\n"
 			"Pushes committed poll.tally changes, decoded from logical replication, to WebSocket\n"
 			"and Server-Sent Events clients, and takes votes from them.  Defaults: libpq's\n"
@@ -124,6 +124,7 @@ parse_flags(struct fanout *f, int argc, char **argv)
 		{"vote-queue", required_argument, NULL, 'Q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"webhooks", no_argument, NULL, 'W'},
+		{"trusted-proxy", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -197,6 +198,17 @@ parse_flags(struct fanout *f, int argc, char **argv)
 				break;
 			case 'W':
 				f->webhooks = true;
+				break;
+			case 'P':
+				{
+					const char *why;
+
+					if (f->n_trusted_proxies == PROXIES_MAX)
+						die("--trusted-proxy: at most %d", PROXIES_MAX);
+					if (proxy_parse(optarg, &f->trusted_proxies[f->n_trusted_proxies], &why) < 0)
+						die("--trusted-proxy %s: %s", optarg, why);
+					f->n_trusted_proxies++;
+				}
 				break;
 			case 'h':
 				usage(stdout);

@@ -77,7 +77,9 @@ voting_stop(struct fanout *f)
 
 /*
  * The client's address as the rate limit keys it: IPv4 whole, IPv6 by its
- * /64 (one host holds a whole /64).
+ * /64 (one host holds a whole /64).  Behind a --trusted-proxy, the address
+ * X-Forwarded-For gives (proxies.c); read while the request's headers are
+ * there: on each HTTP request, at a WebSocket's upgrade (voting_note_peer).
  */
 static const char *
 peer_of(struct session *s)
@@ -86,10 +88,31 @@ peer_of(struct session *s)
 	{
 		char	   *p;
 		int			colons = 0;
+		char		peer[64];
+		char		xff[1024];
+		size_t		n = 0;
 
-		lws_get_peer_simple(s->wsi, s->peer, sizeof(s->peer));
-		if (strncmp(s->peer, "::ffff:", 7) == 0 && strchr(s->peer, '.'))
-			memmove(s->peer, s->peer + 7, strlen(s->peer + 7) + 1);
+		lws_get_peer_simple(s->wsi, peer, sizeof(peer));
+		/* each X-Forwarded-For header line is a fragment; the last ones count */
+		xff[0] = '\0';
+		for (int i = 0; s->f->n_trusted_proxies > 0 && i < 64; i++)
+		{
+			int			len = lws_hdr_fragment_length(s->wsi, WSI_TOKEN_X_FORWARDED_FOR, i);
+
+			if (len <= 0)
+				break;
+			if (n + (size_t) len + 2 > sizeof(xff))
+				n = 0;			/* too long: the rightmost line only */
+			if ((size_t) len + 2 > sizeof(xff))
+				break;
+			if (n)
+				xff[n++] = ',';
+			if (lws_hdr_copy_fragment(s->wsi, xff + n, (int) (sizeof(xff) - n), WSI_TOKEN_X_FORWARDED_FOR, i) < 0)
+				break;
+			n += (size_t) len;
+		}
+		proxy_client_address(s->f->trusted_proxies, s->f->n_trusted_proxies, peer,
+							 n ? xff : NULL, s->peer, sizeof(s->peer));
 		for (p = s->peer; *p; p++)
 			if (*p == ':' && ++colons == 4)
 			{
@@ -100,6 +123,12 @@ peer_of(struct session *s)
 			strcpy(s->peer, "?");
 	}
 	return s->peer;
+}
+
+void
+voting_note_peer(struct session *s)
+{
+	(void) peer_of(s);
 }
 
 /*

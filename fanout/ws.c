@@ -216,6 +216,7 @@ ws_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reason,
 			guard_websocket(wsi);	/* its frames are checked from here on */
 			session_init(f, s, wsi, SESS_WS);
 			(void) session_auth_from_request(f, s, wsi);
+			voting_note_peer(s);	/* the upgrade's X-Forwarded-For */
 			if (f->verbose)
 				logmsg("client: websocket connected (%d clients)",
 					   f->n_clients_ws + f->n_clients_sse);

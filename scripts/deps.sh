@@ -14,6 +14,8 @@ packages=(
 	wrk
 	# make deb, and test/integration/debian_packages.sh (lintian, systemd-analyze, the META.json schema)
 	debhelper postgresql-server-dev-all dpkg-dev lintian systemd adduser python3-jsonschema
+	# promtool checks deploy/prometheus/poll-fanout.rules.yml (test prometheus_rules); see below
+	prometheus
 )
 # Node.js runs the browser test's driver; keep a node that is already there.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -34,4 +36,24 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
 # postgresql-15 and its -dev package in one call, so their versions match;
 # other work on the machine may hold the dpkg lock for a while: wait for it
+# prometheus is here for promtool only: its maintainer scripts would start a
+# Prometheus server (and enable it on machines with systemd).  A policy-rc.d
+# that answers 101 ("action forbidden") keeps invoke-rc.d and
+# deb-systemd-invoke from starting it during this install (one that exists,
+# as in Docker images, is left as it is); then the unit is disabled.
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\n# scripts/deps.sh, during one apt-get install\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	own_policy=1
+	trap 'rm -f "$policy"' EXIT
+fi
 apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null
+if [ -n "$own_policy" ]; then
+	rm -f "$policy"
+	trap - EXIT
+fi
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+	systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi

@@ -17,6 +17,7 @@
 #include "pgoutput.h"
 #include "protocol.h"
 #include "ratelimit.h"
+#include "proxies.h"
 
 static int	failures, checks;
 
@@ -740,6 +741,65 @@ test_rate_limit(void)
 	rl_free(&r);
 }
 
+/* --trusted-proxy: the networks, and the client's address from X-Forwarded-For */
+static void
+test_proxies(void)
+{
+	struct proxy_net n[4];
+	const char *why;
+	char		out[64];
+	static const char *bad[] = {"", "/8", "localhost", "10.0.0.1/33", "10.0.0.1/", "10.0.0.1/x",
+		"10.0.0.0/8x", "10.1.0.0/8", "::1/129", "fe80::/-1", "1.2.3.4:80", "[::1]", "1.2.3", NULL};
+
+	for (int i = 0; bad[i]; i++)
+		CHECK(proxy_parse(bad[i], &n[0], &why) < 0 && why, "\"%s\" refused", bad[i]);
+	CHECK(proxy_parse("127.0.0.1", &n[0], &why) == 0 && n[0].bits == 128, "one IPv4 address");
+	CHECK(proxy_parse("10.0.0.0/8", &n[1], &why) == 0 && n[1].bits == 104, "an IPv4 network");
+	CHECK(proxy_parse("fd00::/16", &n[2], &why) == 0 && n[2].bits == 16, "an IPv6 network");
+	CHECK(proxy_parse("::1", &n[3], &why) == 0, "IPv6 loopback");
+
+	CHECK(proxy_trusted(n, 4, "127.0.0.1") && proxy_trusted(n, 4, "::ffff:127.0.0.1") &&
+		  !proxy_trusted(n, 4, "127.0.0.2"), "one address");
+	CHECK(proxy_trusted(n, 4, "10.255.0.1") && !proxy_trusted(n, 4, "11.0.0.1") &&
+		  !proxy_trusted(n, 4, "9.255.255.255"), "an IPv4 /8");
+	CHECK(proxy_trusted(n, 4, "fd00:1::5") && !proxy_trusted(n, 4, "fd01::5") &&
+		  proxy_trusted(n, 4, "::1") && !proxy_trusted(n, 4, "::2") && !proxy_trusted(n, 4, "junk"),
+		  "IPv6");
+
+#define ADDR(peer, xff, want) do { \
+	proxy_client_address(n, 4, peer, xff, out, sizeof(out)); \
+	CHECK(strcmp(out, want) == 0, "peer %s, X-Forwarded-For %s: %s, not %s", peer, xff ? xff : "-", out, want); \
+} while (0)
+	ADDR("203.0.113.9", NULL, "203.0.113.9");
+	ADDR("::ffff:203.0.113.9", NULL, "203.0.113.9");
+	/* an untrusted peer's header means nothing: no choosing one's address */
+	ADDR("203.0.113.9", "198.51.100.1", "203.0.113.9");
+	ADDR("::ffff:203.0.113.9", "198.51.100.1", "203.0.113.9");
+	/* a trusted peer's: the rightmost entry not a trusted proxy */
+	ADDR("127.0.0.1", "198.51.100.1", "198.51.100.1");
+	ADDR("::ffff:127.0.0.1", " 198.51.100.1 ", "198.51.100.1");
+	ADDR("127.0.0.1", NULL, "127.0.0.1");
+	ADDR("127.0.0.1", "", "127.0.0.1");
+	ADDR("127.0.0.1", "6.6.6.6, 198.51.100.1", "198.51.100.1");	/* the client wrote 6.6.6.6 */
+	ADDR("127.0.0.1", "6.6.6.6,198.51.100.1,10.1.2.3", "198.51.100.1");	/* two balancers */
+	ADDR("127.0.0.1", "10.9.9.9, 127.0.0.1", "10.9.9.9");	/* all trusted: the leftmost */
+	ADDR("127.0.0.1", "2001:db8::7", "2001:db8::7");
+	ADDR("::1", "2001:DB8:0:0::7", "2001:db8::7");
+	ADDR("127.0.0.1", "::ffff:198.51.100.1", "198.51.100.1");
+	/* a malformed entry stops the walk at the entry to its right */
+	ADDR("127.0.0.1", "198.51.100.1, junk", "127.0.0.1");
+	ADDR("127.0.0.1", "198.51.100.1, junk, 10.0.0.5", "10.0.0.5");
+	ADDR("127.0.0.1", "198.51.100.1,,10.0.0.5", "10.0.0.5");
+	ADDR("127.0.0.1", "198.51.100.1:4000", "127.0.0.1");
+	ADDR("127.0.0.1", "unknown", "127.0.0.1");
+	ADDR("127.0.0.1", "1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb:cccc:dddd:eeee:ffff:0000", "127.0.0.1");
+	ADDR("", "198.51.100.1", "?");
+	/* no trusted proxy at all */
+	proxy_client_address(n, 0, "127.0.0.1", "198.51.100.1", out, sizeof(out));
+	CHECK(strcmp(out, "127.0.0.1") == 0, "without --trusted-proxy the header is ignored");
+#undef ADDR
+}
+
 int
 main(void)
 {
@@ -752,6 +812,7 @@ main(void)
 	test_voter_tokens();
 	test_vote_messages();
 	test_rate_limit();
+	test_proxies();
 	printf("%d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;
 }

@@ -13,42 +13,12 @@
 need_node
 command -v haproxy >/dev/null || fail "haproxy is not installed (scripts/deps.sh lists it)"
 command -v pgbench >/dev/null || fail "pgbench is not installed"
+. "$FANOUT_TESTS/haproxy_lib.sh"
 
 IDLE=3	# HAProxy's idle timeout here (POLL_LB_IDLE_TIMEOUT), seconds
 p1=$(new_poll 'Balanced one' A B C)
 p2=$(new_poll 'Balanced two' X Y)
 quiet=$(new_poll 'Nobody votes here' Yes No)
-
-declare -a PORT PID
-# fanout N [flags]: starts (or restarts, on its old port) daemon N
-fanout() {
-	local n=$1
-	shift
-	DAEMON_PORT_WANTED=${PORT[$n]:-} start_daemon "$@"
-	PORT[$n]=$DAEMON_PORT
-	PID[$n]=$DAEMON_PID
-	wait_healthy 20
-}
-
-# haproxy NAME LISTEN STATS SERVER1 SERVER2 SERVER3: the shipped config, our addresses
-haproxy_start() {
-	POLL_LB_LISTEN=$2 POLL_LB_STATS=$3 POLL_FANOUT_1=$4 POLL_FANOUT_2=$5 POLL_FANOUT_3=$6 \
-		POLL_LB_IDLE_TIMEOUT=${IDLE}s haproxy -db -f "$POLL_ROOT/deploy/haproxy.cfg" >"$WORK/$1.log" 2>&1 &
-	PIDS+=($!)
-	eval "HAPROXY_PID_$1=$!"
-}
-
-# lb_up STATS: the servers HAProxy's health checks (/healthz) have UP, e.g. "fanout1 fanout3"
-lb_up() {
-	curl -s "http://$1/stats;csv" | awk -F, '$1 == "poll_fanout" && $2 != "BACKEND" && $18 == "UP" { printf "%s ", $2 }' | sed 's/ $//'
-}
-wait_lb_up() {	# STATS "fanout1 fanout2 fanout3" [seconds]
-	for _ in $(seq 1 $(( ${3:-10} * 10 ))); do
-		[ "$(lb_up "$1")" = "$2" ] && return 0
-		sleep 0.1
-	done
-	fail "HAProxy has '$(lb_up "$1")' up, not '$2'"
-}
 
 # slots_are PID...: exactly one temporary slot of each of these daemons, no other daemon's
 slots_are() {
