@@ -272,8 +272,7 @@ struct session {
 	lws_dll2_owner_t votes;			/* its votes on their way to Postgres */
 	struct vote_conn *vote_conn;	/* the one connection whose batch holds some of them */
 	unsigned		vote_pass;		/* votes.c: a vote of it was passed over in this pass */
-	char		   *vote_body;		/* HTTP: the request body so far (MAX_BODY) */
-	size_t			vote_body_len;
+	bool			vote_wants_body;	/* HTTP: a POST /polls/ID/vote waits for its body (reqbody) */
 	bool			vote_answered;	/* HTTP: the answer is in errbody/dyn_body */
 	int64_t			vote_poll;		/* HTTP: the poll of the vote the body brings */
 	int				retry_after;	/* HTTP 429: seconds, for Retry-After */
@@ -296,7 +295,7 @@ struct session {
 	int64_t			etag;			/* the response's ETag (a version), 0: none */
 	int				api_route;		/* a POST waiting for its body (api.c) */
 	int64_t			api_poll;
-	char		   *reqbody;		/* that body, at most MAX_BODY bytes */
+	char		   *reqbody;		/* a POST's body (api.c's or a vote's), gathered by http.c, at most MAX_BODY bytes */
 	size_t			reqbody_len;
 	struct apireq  *req;			/* its query, queued or running (queries.c) */
 	struct csv_export *csv;			/* GET /polls/ID/ballots.csv (csv.c) */
@@ -633,7 +632,6 @@ void		voting_ws_refuse(struct session *s, const struct client_msg *m, const char
 							 const char *why);
 int			voting_http_request(struct fanout *f, struct lws *wsi, struct session *s,
 								const char *path, int64_t id);
-int			voting_http_body(struct session *s, const char *in, size_t len);
 int			voting_http_body_done(struct session *s);
 bool		voting_is_vote_path(const char *path, int64_t *id);
 

@@ -578,11 +578,13 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 			 * take a body; others are read and ignored (one over
 			 * MAX_BODY was answered 413 from its Content-Length).
 			 */
-			if (s->vote_body)
-				return voting_http_body(s, in, len);
-			if (api_wants_body(s) && s->reqbody_len + len <= MAX_BODY)
+			if (s->vote_wants_body || api_wants_body(s))
 			{
-				char	   *b = realloc(s->reqbody, s->reqbody_len + len + 1);
+				char	   *b;
+
+				if (s->reqbody_len + len > MAX_BODY)
+					return -1;	/* Content-Length said less: close */
+				b = realloc(s->reqbody, s->reqbody_len + len + 1);
 
 				if (!b)
 					return -1;
@@ -593,7 +595,7 @@ http_callback(struct fanout *f, struct lws *wsi, enum lws_callback_reasons reaso
 			}
 			break;
 		case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-			if (s->vote_body && !s->body_completed)
+			if (s->vote_wants_body && !s->body_completed)
 			{
 				s->body_completed = true;
 				return vote_answer(s, voting_http_body_done(s));

@@ -86,7 +86,6 @@ session_detach(struct session *s)
 	lws_dll2_remove(&s->stream_node);
 	snap_forget_session(f, s);
 	votes_forget_session(s);	/* its queued votes go, those in a batch answer no one */
-	free(s->vote_body);
 	q_forget_session(s);
 	csv_forget_session(s);
 	free(s->reqbody);

@@ -443,21 +443,8 @@ voting_http_request(struct fanout *f, struct lws *wsi, struct session *s, const 
 		return http_error(s, "bad_request", "a vote needs a body: {\"option\":2} or {\"options\":[1,3]}",
 						  id, NULL, 0);
 	}
-	s->vote_body = malloc(MAX_BODY + 1);
-	s->vote_body_len = 0;
+	s->vote_wants_body = true;	/* http.c gathers it into s->reqbody */
 	s->vote_poll = id;
-	if (!s->vote_body)
-		return -1;
-	return 0;
-}
-
-int
-voting_http_body(struct session *s, const char *in, size_t len)
-{
-	if (s->vote_body_len + len > MAX_BODY)
-		return -1;				/* Content-Length said less: close */
-	memcpy(s->vote_body + s->vote_body_len, in, len);
-	s->vote_body_len += len;
 	return 0;
 }
 
@@ -472,7 +459,7 @@ voting_http_body_done(struct session *s)
 
 	if (!m)
 		return -1;
-	if (vote_body_parse(s->vote_body, s->vote_body_len, m, &why) < 0)
+	if (vote_body_parse(s->reqbody ? s->reqbody : "", s->reqbody_len, m, &why) < 0)
 	{
 		refused_early(f, "bad_request");
 		rc = http_error(s, "bad_request", why, s->vote_poll, m->has_ref ? m->ref : NULL, 0);
@@ -485,8 +472,7 @@ voting_http_body_done(struct session *s)
 	else
 		rc = submit_http(f, s, s->vote_poll, VOTE_CAST, m);
 	free(m);
-	free(s->vote_body);
-	s->vote_body = NULL;
+	s->vote_wants_body = false;
 	return rc;
 }
 
